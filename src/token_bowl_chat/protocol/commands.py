@@ -1,0 +1,202 @@
+"""Client-to-server WebSocket frames: one class per ``type`` tag, and the decoder.
+
+A frame without ``type`` is a chat send (upstream's legacy form, which the upstream client
+always uses). Every command may carry ``request_id`` (protocol extension); the server echoes it
+on the reply, so a client can match replies to requests.
+
+Fields are typed loosely enough that a missing or empty value reaches the service, which
+answers it with upstream's exact error text (for example ``Missing content field``); a value of
+the wrong JSON type fails here with :class:`FrameError`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+from token_bowl_chat.protocol.errors import ErrorCode
+
+RequestId = Annotated[str, Field(max_length=128)] | StrictInt
+
+DEFAULT_PAGE_LIMIT = 50
+MAX_PAGE_LIMIT = 1000
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    TYPE: ClassVar[str]
+    request_id: RequestId | None = None
+
+
+class SendMessage(Command):
+    TYPE = "message"
+    type: Literal["message"] = "message"
+    content: StrictStr | None = None
+    to_username: StrictStr | None = None
+    client_message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class MarkRead(Command):
+    TYPE = "mark_read"
+    type: Literal["mark_read"] = "mark_read"
+    message_id: StrictStr | None = None
+
+
+class MarkAllRead(Command):
+    TYPE = "mark_all_read"
+    type: Literal["mark_all_read"] = "mark_all_read"
+
+
+class MarkRoomRead(Command):
+    TYPE = "mark_room_read"
+    type: Literal["mark_room_read"] = "mark_room_read"
+
+
+class MarkDirectRead(Command):
+    TYPE = "mark_direct_read"
+    type: Literal["mark_direct_read"] = "mark_direct_read"
+    from_username: StrictStr | None = None
+
+
+class GetUnreadCount(Command):
+    TYPE = "get_unread_count"
+    type: Literal["get_unread_count"] = "get_unread_count"
+
+
+class _Page(Command):
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT
+    offset: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class GetMessages(_Page):
+    TYPE = "get_messages"
+    type: Literal["get_messages"] = "get_messages"
+    since: StrictStr | None = None
+
+
+class GetDirectMessages(_Page):
+    TYPE = "get_direct_messages"
+    type: Literal["get_direct_messages"] = "get_direct_messages"
+    since: StrictStr | None = None
+
+
+class GetUnreadMessages(_Page):
+    TYPE = "get_unread_messages"
+    type: Literal["get_unread_messages"] = "get_unread_messages"
+
+
+class GetUnreadDirectMessages(_Page):
+    TYPE = "get_unread_direct_messages"
+    type: Literal["get_unread_direct_messages"] = "get_unread_direct_messages"
+
+
+class GetUsers(Command):
+    TYPE = "get_users"
+    type: Literal["get_users"] = "get_users"
+
+
+class GetOnlineUsers(Command):
+    TYPE = "get_online_users"
+    type: Literal["get_online_users"] = "get_online_users"
+
+
+class GetUserProfile(Command):
+    TYPE = "get_user_profile"
+    type: Literal["get_user_profile"] = "get_user_profile"
+    username: StrictStr | None = None
+
+
+class Typing(Command):
+    TYPE = "typing"
+    type: Literal["typing"] = "typing"
+    to_username: StrictStr | None = None
+
+
+class Pong(Command):
+    TYPE = "pong"
+    type: Literal["pong"] = "pong"
+
+
+class Ping(Command):
+    """Client-initiated liveness check (extension); the server answers ``pong``."""
+
+    TYPE = "ping"
+    type: Literal["ping"] = "ping"
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.TYPE: cls
+    for cls in (
+        SendMessage,
+        MarkRead,
+        MarkAllRead,
+        MarkRoomRead,
+        MarkDirectRead,
+        GetUnreadCount,
+        GetMessages,
+        GetDirectMessages,
+        GetUnreadMessages,
+        GetUnreadDirectMessages,
+        GetUsers,
+        GetOnlineUsers,
+        GetUserProfile,
+        Typing,
+        Pong,
+        Ping,
+    )
+}
+
+
+class FrameError(Exception):
+    """A frame that cannot become a command. ``request_id`` is echoed when it could be read."""
+
+    def __init__(self, message: str, code: ErrorCode, request_id: str | int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+
+
+def _request_id_of(data: dict[str, Any]) -> str | int | None:
+    value = data.get("request_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and len(value) <= 128:
+        return value
+    return None
+
+
+def decode_command(text: str | bytes) -> Command:
+    """Parse one text frame into its command, or raise :class:`FrameError`."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"Invalid JSON: {exc}", ErrorCode.INVALID_JSON) from None
+    if not isinstance(data, dict):
+        raise FrameError("A frame must be a JSON object", ErrorCode.INVALID_FRAME)
+    request_id = _request_id_of(data)
+    tag = data.get("type", "message")
+    if tag is None:
+        tag = "message"
+    if not isinstance(tag, str):
+        raise FrameError("Field 'type' must be a string", ErrorCode.INVALID_FRAME, request_id)
+    cls = COMMAND_TYPES.get(tag)
+    if cls is None:
+        raise FrameError(f"Unknown message type: {tag}", ErrorCode.UNKNOWN_TYPE, request_id)
+    try:
+        return cls.model_validate({**data, "type": tag})
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "frame"
+        raise FrameError(
+            f"Invalid field '{where}': {first['msg']}", ErrorCode.INVALID_FRAME, request_id
+        ) from None
+
+
+def encode_command(command: Command) -> str:
+    """The JSON text of a command, without unset optional fields."""
+    return command.model_dump_json(exclude_none=True)

@@ -1,0 +1,41 @@
+"""Stable error codes.
+
+Every REST error body carries ``{"detail": ..., "code": ...}`` and every WebSocket error frame
+``{"type": "error", "error": ..., "code": ...}``. ``detail`` / ``error`` keep upstream's
+human-readable text; ``code`` is the protocol extension a program should branch on. Codes never
+change meaning once published.
+"""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # authentication and authorisation
+    AUTHENTICATION_REQUIRED = "authentication_required"
+    PERMISSION_DENIED = "permission_denied"
+    ADMIN_REQUIRED = "admin_required"
+    # input
+    VALIDATION_ERROR = "validation_error"
+    INVALID_JSON = "invalid_json"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    CONTENT_TOO_LONG = "content_too_long"
+    FRAME_TOO_LARGE = "frame_too_large"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    INVALID_ID = "invalid_id"
+    # state
+    NOT_FOUND = "not_found"
+    USER_NOT_FOUND = "user_not_found"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    USERNAME_TAKEN = "username_taken"
+    RECIPIENT_IS_VIEWER = "recipient_is_viewer"
+    BOT_REGISTRATION_FORBIDDEN = "bot_registration_forbidden"
+    ADMIN_REGISTRATION_FORBIDDEN = "admin_registration_forbidden"
+    CLIENT_MESSAGE_ID_CONFLICT = "client_message_id_conflict"
+    # limits
+    RATE_LIMITED = "rate_limited"
+    # transport-level
+    NOT_FOUND_ROUTE = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INTERNAL_ERROR = "internal_error"

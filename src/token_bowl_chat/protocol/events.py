@@ -1,0 +1,200 @@
+"""Server-to-client WebSocket frames.
+
+Replies carry the ``request_id`` of the command they answer (protocol extension; omitted when
+the command had none). Pushes (deliveries, receipts, typing, pings) carry none.
+
+Three upstream frames have no ``type``: a chat delivery (a bare :class:`MessageResponse`) and
+the two bulk-read confirmations. :func:`decode_event` recognises them by shape.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from token_bowl_chat.protocol.commands import RequestId
+from token_bowl_chat.protocol.models import (
+    MessageResponse,
+    PaginationMetadata,
+    UnreadCountResponse,
+    UserSummary,
+)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Reply(Event):
+    request_id: RequestId | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class MessageSent(Reply):
+    type: Literal["message_sent"] = "message_sent"
+    status: str = "sent"
+    message: MessageResponse
+
+
+class ReadReceipt(Event):
+    """Pushed to every connection of a message's author when someone newly reads it."""
+
+    type: Literal["read_receipt"] = "read_receipt"
+    message_id: str
+    read_by: str
+    read_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class MarkedRead(Reply):
+    type: Literal["marked_read"] = "marked_read"
+    message_id: str
+    status: str = "success"
+
+
+class MarkedAllRead(Reply):
+    type: Literal["marked_all_read"] = "marked_all_read"
+    marked_as_read: int
+    status: str = "success"
+
+
+class RoomReadConfirmation(Reply):
+    """Reply to ``mark_room_read``. Upstream sends it without ``type``."""
+
+    status: Literal["marked_read"] = "marked_read"
+    count: int
+
+
+class DirectReadConfirmation(Reply):
+    """Reply to ``mark_direct_read``. Upstream sends it without ``type``."""
+
+    status: Literal["marked_read"] = "marked_read"
+    from_username: str
+    count: int
+
+
+class UnreadCount(Reply, UnreadCountResponse):
+    type: Literal["unread_count"] = "unread_count"
+
+
+class MessagesPage(Reply):
+    type: Literal["messages", "direct_messages"]
+    messages: list[MessageResponse]
+    pagination: PaginationMetadata
+
+
+class UnreadMessages(Reply):
+    type: Literal["unread_messages", "unread_direct_messages"]
+    messages: list[MessageResponse]
+
+
+class UserList(Reply):
+    type: Literal["users", "online_users"]
+    users: list[UserSummary]
+
+
+class UserProfile(Reply):
+    type: Literal["user_profile"] = "user_profile"
+    user: UserSummary
+
+
+class Error(Reply):
+    type: Literal["error"] = "error"
+    error: str
+    code: str
+
+
+class Ping(Event):
+    type: Literal["ping"] = "ping"
+    timestamp: str
+
+
+class Pong(Reply):
+    type: Literal["pong"] = "pong"
+
+
+class Typing(Event):
+    type: Literal["typing"] = "typing"
+    username: str
+    to_username: str | None = None
+    timestamp: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class TypingStopped(Event):
+    """Extension: a typist stopped (sent the message, went quiet for ~5 s, or disconnected)."""
+
+    type: Literal["typing_stopped"] = "typing_stopped"
+    username: str
+    to_username: str | None = None
+
+
+ServerEvent = (
+    MessageResponse
+    | MessageSent
+    | ReadReceipt
+    | MarkedRead
+    | MarkedAllRead
+    | RoomReadConfirmation
+    | DirectReadConfirmation
+    | UnreadCount
+    | MessagesPage
+    | UnreadMessages
+    | UserList
+    | UserProfile
+    | Error
+    | Ping
+    | Pong
+    | Typing
+    | TypingStopped
+)
+
+_TYPED: dict[str, type[BaseModel]] = {
+    "message_sent": MessageSent,
+    "read_receipt": ReadReceipt,
+    "marked_read": MarkedRead,
+    "marked_all_read": MarkedAllRead,
+    "unread_count": UnreadCount,
+    "messages": MessagesPage,
+    "direct_messages": MessagesPage,
+    "unread_messages": UnreadMessages,
+    "unread_direct_messages": UnreadMessages,
+    "users": UserList,
+    "online_users": UserList,
+    "user_profile": UserProfile,
+    "error": Error,
+    "ping": Ping,
+    "pong": Pong,
+    "typing": Typing,
+    "typing_stopped": TypingStopped,
+}
+
+
+def encode_event(event: Event | MessageResponse) -> str:
+    """The JSON text of a frame. Encode once and send the same text to every recipient."""
+    return event.model_dump_json()
+
+
+def decode_event(text: str | bytes) -> ServerEvent | None:
+    """Parse one server frame; ``None`` for a frame this protocol version does not know.
+
+    Raises ``ValueError`` for text that is not a JSON object, and pydantic's
+    ``ValidationError`` for a known frame with a wrong shape.
+    """
+    data: Any = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("server frame is not a JSON object")
+    tag = data.get("type")
+    if tag is None:
+        if "from_username" in data and "content" in data:
+            return MessageResponse.model_validate(data)
+        if data.get("status") == "marked_read":
+            if "from_username" in data:
+                return DirectReadConfirmation.model_validate(data)
+            return RoomReadConfirmation.model_validate(data)
+        return None
+    if tag == "error" and "code" not in data:
+        data = {**data, "code": "unknown"}
+    cls = _TYPED.get(tag)
+    if cls is None:
+        return None
+    return cls.model_validate(data)  # type: ignore[return-value]

@@ -1,0 +1,72 @@
+"""Start the server: ``python -m token_bowl_chat_server`` or ``token-bowl-chat serve``.
+
+The only place :class:`Settings` is instantiated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from token_bowl_chat_server.app import create_app
+from token_bowl_chat_server.logging_setup import log_config
+from token_bowl_chat_server.settings import Settings
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the Token Bowl Chat server. Every option can also be set with an "
+        "environment variable (TOKEN_BOWL_HOST, TOKEN_BOWL_PORT, DATABASE_URL, ...).",
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8000)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./data/)")
+    parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    return parser
+
+
+def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server") -> None:
+    args = _parser(prog).parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "database_url": args.database_url,
+            "log_level": args.log_level,
+        }.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(settings.log_level),
+        log_level=settings.log_level.lower(),
+        ws_max_size=settings.max_frame_bytes,
+        # Deflate would compress each frame once per connection; fan-out sends the same
+        # encoded text to every recipient, so it stays off.
+        ws_per_message_deflate=False,
+        # The app sends its own JSON pings; protocol pings are answered but not needed.
+        ws_ping_interval=None,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """``token-bowl-chat serve [options]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "serve":
+        print("usage: token-bowl-chat serve [--host H] [--port P] [--database-url URL]")
+        raise SystemExit(2)
+    serve(args[1:], prog="token-bowl-chat serve")
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,1 @@
+"""Transports: REST routers and the WebSocket endpoint, both thin over the services."""

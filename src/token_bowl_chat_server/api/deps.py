@@ -1,0 +1,47 @@
+"""Request dependencies: the services from app state, and the authenticated user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.services.accounts import Accounts
+from token_bowl_chat_server.services.messages import MessageService
+from token_bowl_chat_server.services.reads import ReadService
+from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.settings import Settings
+from token_bowl_chat_server.storage.database import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    hub: Hub
+    accounts: Accounts
+    messages: MessageService
+    reads: ReadService
+    typing: TypingService
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_user(
+    services: ServicesDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+) -> User:
+    """REST credentials: the ``X-API-Key`` header only (never a query parameter)."""
+    return await services.accounts.authenticate(x_api_key)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

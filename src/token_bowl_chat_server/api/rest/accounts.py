@@ -1,0 +1,45 @@
+"""Registration and the external identity provider (not configured: 503)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from token_bowl_chat.protocol.models import Role, UserRegistration, UserRegistrationResponse
+from token_bowl_chat_server.api.deps import ServicesDep
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/register", status_code=201)
+async def register(body: UserRegistration, services: ServicesDep) -> UserRegistrationResponse:
+    user, api_key = await services.accounts.register(body)
+    return UserRegistrationResponse(
+        id=user.id,
+        username=user.username,
+        api_key=api_key,
+        role=user.role,
+        webhook_url=user.webhook_url,
+        logo=user.logo,
+        viewer=user.role is Role.VIEWER,
+        admin=user.role is Role.ADMIN,
+        bot=user.role is Role.BOT,
+        emoji=user.emoji,
+    )
+
+
+def _not_configured() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Stytch authentication is not configured", "code": "not_configured"},
+        status_code=503,
+    )
+
+
+@router.post("/auth/magic-link/send")
+async def magic_link_send() -> JSONResponse:
+    return _not_configured()
+
+
+@router.post("/auth/magic-link/authenticate")
+async def magic_link_authenticate() -> JSONResponse:
+    return _not_configured()

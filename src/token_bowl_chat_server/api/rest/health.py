@@ -1,0 +1,27 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from token_bowl_chat.protocol.models import HealthResponse
+from token_bowl_chat_server.api.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> HealthResponse:
+    """200 once the server has started (migrations applied, broker running)."""
+    return HealthResponse(status="healthy")
+
+
+@router.get("/ready", response_model=None)
+async def ready(services: ServicesDep) -> JSONResponse | HealthResponse:
+    """200 when the database answers; 503 otherwise."""
+    try:
+        await services.db.ping()
+    except Exception:
+        return JSONResponse({"status": "unavailable", "code": "not_ready"}, status_code=503)
+    return HealthResponse(status="ready")

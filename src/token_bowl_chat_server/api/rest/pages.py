@@ -1,0 +1,14 @@
+"""Pagination query parameters shared by the list endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from token_bowl_chat.protocol.commands import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+
+# Upstream accepts any integer (a negative limit returns everything, gap 17); we bound them.
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
+Offset = Annotated[int, Query(ge=0)]
+DEFAULT_LIMIT = DEFAULT_PAGE_LIMIT

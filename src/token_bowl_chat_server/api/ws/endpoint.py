@@ -1,0 +1,98 @@
+"""``/ws``: authenticate before accepting, then read, decode, dispatch, reply.
+
+The read loop handles one frame at a time, so replies come back in request order. Anything
+wrong with a frame gets an ``error`` frame and the connection stays open (upstream dropped it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+
+from token_bowl_chat.protocol.commands import FrameError, decode_command
+from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat.protocol.events import Error, Event, encode_event
+from token_bowl_chat_server.api.deps import Services
+from token_bowl_chat_server.api.errors import error_event
+from token_bowl_chat_server.api.ws.handlers import HANDLERS
+from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
+from token_bowl_chat_server.realtime.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+def _credential(websocket: WebSocket) -> str | None:
+    """``?api_key=`` (what the upstream client sends), else the ``X-API-Key`` header."""
+    return websocket.query_params.get("api_key") or websocket.headers.get("x-api-key")
+
+
+async def _authenticate(services: Services, websocket: WebSocket) -> User | None:
+    try:
+        return await services.accounts.authenticate(_credential(websocket))
+    except NotAuthenticated as exc:
+        # HTTP 401 before the upgrade, so clients can tell a bad key from a network fault.
+        await websocket.send_denial_response(
+            JSONResponse(
+                {"detail": exc.message, "code": exc.code.value},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        )
+        return None
+
+
+async def _handle(services: Services, conn: Connection, text: str) -> Event | None:
+    try:
+        command = decode_command(text)
+    except FrameError as exc:
+        return Error(error=exc.message, code=exc.code.value, request_id=exc.request_id)
+    handler = HANDLERS[type(command)]
+    try:
+        return await handler(services, conn, command)
+    except DomainError as exc:
+        return error_event(exc, command.request_id)
+    except Exception:
+        logger.exception("command %s failed", type(command).__name__)
+        return Error(
+            error="Internal server error",
+            code=ErrorCode.INTERNAL_ERROR.value,
+            request_id=command.request_id,
+        )
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    user = await _authenticate(services, websocket)
+    if user is None:
+        return
+    await websocket.accept()
+    hub = services.hub
+    conn = Connection(websocket, user, services.settings.outbox_size, hub.clock())
+    hub.add(conn)
+    conn.start()
+    try:
+        while conn.is_open:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            conn.touch(hub.clock())
+            text = frame.get("text")
+            if text is None:
+                reply: Event | None = Error(
+                    error="Binary frames are not supported; send JSON text frames",
+                    code=ErrorCode.INVALID_FRAME.value,
+                )
+            else:
+                reply = await _handle(services, conn, text)
+            if reply is not None:
+                conn.push(encode_event(reply))
+    finally:
+        hub.remove(conn)
+        services.typing.connection_closed(conn.id)
+        await conn.finish()

@@ -1,0 +1,99 @@
+"""The application factory. Its lifespan builds every resource and hands it down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from token_bowl_chat.protocol.close_codes import CloseCode
+from token_bowl_chat_server.api import errors
+from token_bowl_chat_server.api.deps import Services
+from token_bowl_chat_server.api.rest import accounts, health, messages, users
+from token_bowl_chat_server.api.ws import endpoint
+from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
+from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.services.accounts import Accounts
+from token_bowl_chat_server.services.messages import MessageService
+from token_bowl_chat_server.services.reads import ReadService
+from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.settings import Settings
+from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.messages import SqlMessageStore
+from token_bowl_chat_server.storage.reads import SqlReadStore
+from token_bowl_chat_server.storage.users import SqlUserStore
+
+VERSION = "3.0.0.dev0"
+
+
+async def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url)
+    await db.migrate()
+    hub = Hub()
+    broker = MemoryBroker(hub)
+    user_store = SqlUserStore(db)
+    message_store = SqlMessageStore(db)
+    typing = TypingService(
+        user_store, broker, settings.typing_timeout, settings.typing_relay_interval
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        hub=hub,
+        accounts=Accounts(user_store, hub),
+        messages=MessageService(
+            user_store, message_store, broker, typing, settings.write_batch_max
+        ),
+        reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
+        typing=typing,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        background = [
+            asyncio.create_task(
+                services.hub.run_heartbeat(
+                    settings.heartbeat_interval, settings.heartbeat_timeout, time.time
+                ),
+                name="heartbeat",
+            ),
+            asyncio.create_task(services.typing.run_expiry(), name="typing-expiry"),
+        ]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            services.hub.close_all(CloseCode.SERVICE_RESTART, "server shutting down")
+            await services.messages.drain()
+            await services.db.close()
+
+    app = FastAPI(title="Token Bowl Chat", version=VERSION, lifespan=lifespan)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    errors.install(app)
+    for router in (
+        accounts.router,
+        messages.router,
+        users.router,
+        health.router,
+        endpoint.router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,49 @@
+"""The DomainError tree. ``api/errors.py`` maps each class to an HTTP status / WS error frame.
+
+    DomainError
+    ├── NotAuthenticated        bad or missing credentials
+    ├── Forbidden               authenticated, but the role or owner check failed
+    ├── NotFound                the thing does not exist, or the caller may not see it
+    ├── Conflict                a unique name is taken
+    └── InvalidInput            well-formed but unacceptable input
+        └── RecipientIsViewer   (upstream answers this one with 400 too)
+
+``message`` is upstream's human-readable text; ``code`` is the stable error code.
+"""
+
+from __future__ import annotations
+
+from token_bowl_chat.protocol.errors import ErrorCode
+
+
+class DomainError(Exception):
+    default_code: ErrorCode = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+
+class NotAuthenticated(DomainError):
+    default_code = ErrorCode.AUTHENTICATION_REQUIRED
+
+
+class Forbidden(DomainError):
+    default_code = ErrorCode.PERMISSION_DENIED
+
+
+class NotFound(DomainError):
+    default_code = ErrorCode.NOT_FOUND
+
+
+class Conflict(DomainError):
+    default_code = ErrorCode.USERNAME_TAKEN
+
+
+class InvalidInput(DomainError):
+    default_code = ErrorCode.VALIDATION_ERROR
+
+
+class RecipientIsViewer(InvalidInput):
+    default_code = ErrorCode.RECIPIENT_IS_VIEWER

@@ -1,0 +1,1 @@
+"""Real-time delivery: sockets on this node (hub), fan-out between nodes (broker)."""

@@ -1,0 +1,85 @@
+"""Domain objects to wire models. The one place that decides how an entity looks on the wire."""
+
+from __future__ import annotations
+
+from token_bowl_chat.protocol.models import (
+    ROOM_DESCRIPTION,
+    MessageResponse,
+    MessageType,
+    PublicUserProfile,
+    Role,
+    UserProfileResponse,
+    UserSummary,
+    direct_description,
+)
+from token_bowl_chat_server.domain.entities import Message, User, iso
+
+_MASK = "*" * 60
+
+
+def message(msg: Message) -> MessageResponse:
+    direct = msg.to_username is not None
+    return MessageResponse(
+        id=msg.id,
+        from_user_id=msg.from_user_id or "",
+        from_username=msg.from_username,
+        from_user_logo=msg.from_user_logo,
+        from_user_emoji=msg.from_user_emoji,
+        from_user_bot=msg.from_user_bot,
+        to_user_id=msg.to_user_id,
+        to_username=msg.to_username,
+        content=msg.content,
+        message_type=MessageType.DIRECT if direct else MessageType.ROOM,
+        description=(
+            direct_description(msg.from_username, msg.to_username or "")
+            if direct
+            else ROOM_DESCRIPTION
+        ),
+        timestamp=iso(msg.created_at),
+        seq=msg.seq,
+    )
+
+
+def public_profile(user: User) -> PublicUserProfile:
+    return PublicUserProfile(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        logo=user.logo,
+        emoji=user.emoji,
+        bot=user.role is Role.BOT,
+        viewer=user.role is Role.VIEWER,
+    )
+
+
+def summary(user: User) -> UserSummary:
+    return UserSummary(
+        username=user.username,
+        role=user.role,
+        logo=user.logo,
+        emoji=user.emoji,
+        bot=user.role is Role.BOT,
+        viewer=user.role is Role.VIEWER,
+    )
+
+
+def masked_key(user: User) -> str:
+    """The plaintext key is shown once (registration, rotation); afterwards only its tail."""
+    return _MASK + user.api_key_hint
+
+
+def private_profile(user: User) -> UserProfileResponse:
+    return UserProfileResponse(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        email=user.email,
+        api_key=masked_key(user),
+        webhook_url=user.webhook_url,
+        logo=user.logo,
+        viewer=user.role is Role.VIEWER,
+        admin=user.role is Role.ADMIN,
+        bot=user.role is Role.BOT,
+        emoji=user.emoji,
+        created_at=iso(user.created_at),
+    )

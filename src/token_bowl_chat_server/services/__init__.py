@@ -1,0 +1,1 @@
+"""Use cases, one module per feature, shared by REST and WebSocket."""

@@ -1,0 +1,153 @@
+"""Registration, authentication, profiles and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from token_bowl_chat.protocol.close_codes import CloseCode
+from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat.protocol.models import Role, UserRegistration
+from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+)
+from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
+from token_bowl_chat_server.services.clock import WallClock, now_micros
+from token_bowl_chat_server.services.ports import Sessions, UserStore
+
+MIN_KEY_LENGTH = 32
+MAX_KEY_LENGTH = 128
+
+
+def hash_key(api_key: str) -> str:
+    """Keys are 256 random bits, so one SHA-256 is as strong as a slow KDF here."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return secrets.token_hex(32)
+
+
+def _unauthenticated() -> NotAuthenticated:
+    return NotAuthenticated("Invalid or missing authentication credentials")
+
+
+class Accounts:
+    def __init__(self, users: UserStore, sessions: Sessions, clock: WallClock = now_micros):
+        self.users = users
+        self.sessions = sessions
+        self.clock = clock
+
+    async def register(self, request: UserRegistration) -> tuple[User, str]:
+        """Create an account. Returns it with its plaintext key, which is never shown again."""
+        role = request.resolved_role()
+        if role is Role.BOT:
+            raise InvalidInput(
+                "Bots cannot be created via /register. Please use POST /bots to create bots.",
+                ErrorCode.BOT_REGISTRATION_FORBIDDEN,
+            )
+        if role is Role.ADMIN:
+            # Upstream lets anyone self-register as admin (PROTOCOL.md section 8, gap 1).
+            raise Forbidden(
+                "The admin role cannot be granted by registration",
+                ErrorCode.ADMIN_REGISTRATION_FORBIDDEN,
+            )
+        key = new_key()
+        user = User(
+            id=str(uuid.uuid4()),
+            username=request.username,
+            role=role,
+            logo=request.logo,
+            emoji=request.emoji,
+            webhook_url=request.webhook_url,
+            email=None,
+            api_key_hint=key[-4:],
+            created_at=self.clock(),
+        )
+        return await self.users.create(user, hash_key(key)), key
+
+    async def authenticate(self, api_key: str | None) -> User:
+        """The user owning ``api_key``. Raises NotAuthenticated for a missing or unknown key."""
+        if not api_key or not MIN_KEY_LENGTH <= len(api_key) <= MAX_KEY_LENGTH:
+            raise _unauthenticated()
+        digest = hash_key(api_key)
+        found = await self.users.by_key_hash(digest)
+        if found is None or not hmac.compare_digest(found[1], digest):
+            raise _unauthenticated()
+        return found[0]
+
+    async def get(self, user_id: str) -> User:
+        """The current record of an authenticated user (it may have been deleted since)."""
+        user = await self.users.by_id(user_id)
+        if user is None:
+            raise _unauthenticated()
+        return user
+
+    async def by_username(self, username: str) -> User:
+        user = await self.users.by_username(username)
+        if user is None:
+            raise NotFound(f"User {username} not found", ErrorCode.USER_NOT_FOUND)
+        return user
+
+    async def by_id(self, raw_id: str) -> User:
+        try:
+            user_id = str(uuid.UUID(raw_id))
+        except ValueError:
+            raise InvalidInput(f"Invalid user ID format: {raw_id}", ErrorCode.INVALID_ID) from None
+        user = await self.users.by_id(user_id)
+        if user is None:
+            raise NotFound(f"User {raw_id} not found", ErrorCode.USER_NOT_FOUND)
+        return user
+
+    async def chat_users(self) -> list[User]:
+        return await self.users.list_chat_users()
+
+    async def online_users(self) -> list[User]:
+        """Users with a live connection, in the order they came online."""
+        ids = self.sessions.online_user_ids()
+        found = await self.users.by_ids(ids)
+        return [found[user_id] for user_id in ids if user_id in found]
+
+    async def set_logo(self, user: User, logo: str | None) -> User:
+        check_can_update_own_profile(user)
+        if logo is not None and user.role is Role.BOT:
+            # Upstream lets bots bypass "bots use emoji only" here (gap 24).
+            raise InvalidInput("Bots can only use emoji for avatars, not logos")
+        updated = await self._update(user, logo=logo)
+        self.sessions.refresh(updated)
+        return updated
+
+    async def set_webhook(self, user: User, webhook_url: str | None) -> User:
+        check_can_update_own_profile(user)
+        updated = await self._update(user, webhook_url=webhook_url)
+        self.sessions.refresh(updated)
+        return updated
+
+    async def rename(self, user: User, username: str) -> User:
+        check_can_update_own_profile(user)
+        if username == user.username:
+            raise Conflict(f"Username {username} already exists")
+        updated = await self._update(user, username=username)
+        # Live sockets act under the new name at once (upstream kept the old one, gap 22).
+        self.sessions.refresh(updated)
+        return updated
+
+    async def rotate_key(self, user: User) -> str:
+        """Replace the key. The old one stops working now, for new requests and open sockets."""
+        key = new_key()
+        await self._update(user, api_key_hash=hash_key(key), api_key_hint=key[-4:])
+        self.sessions.close_user(user.id, CloseCode.POLICY_VIOLATION, "API key rotated")
+        return key
+
+    async def _update(self, user: User, **values: object) -> User:
+        updated = await self.users.update(user.id, **values)
+        if updated is None:
+            raise _unauthenticated()
+        return updated

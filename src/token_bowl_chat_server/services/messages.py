@@ -1,0 +1,137 @@
+"""Sending messages and reading history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat.protocol.events import encode_event
+from token_bowl_chat.protocol.models import MAX_CONTENT_LENGTH
+from token_bowl_chat_server import render
+from token_bowl_chat_server.domain.entities import Message, User, to_micros
+from token_bowl_chat_server.domain.errors import InvalidInput, NotFound, RecipientIsViewer
+from token_bowl_chat_server.domain.permissions import can_see, check_can_send
+from token_bowl_chat_server.realtime.audience import Audience, Room, Users
+from token_bowl_chat_server.services.batching import Batcher
+from token_bowl_chat_server.services.clock import WallClock, now_micros
+from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserStore
+from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.storage.messages import Appended, NewMessage
+
+
+def parse_since(since: str | None) -> int | None:
+    """An ISO-8601 instant as epoch microseconds. ``Z`` is accepted; a naive value is UTC."""
+    if since is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            "Invalid timestamp format. Use ISO 8601 format.", ErrorCode.INVALID_TIMESTAMP
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_micros(moment)
+
+
+def audience_of(message: Message) -> Audience:
+    """Room: everyone but the sender's connections. DM: the recipient's connections only."""
+    if message.to_user_id is None:
+        return Room(exclude_user_id=message.from_user_id)
+    return Users(frozenset({message.to_user_id}))
+
+
+class MessageService:
+    def __init__(
+        self,
+        users: UserStore,
+        messages: MessageStore,
+        publisher: Publisher,
+        typing: TypingService,
+        max_batch: int,
+        clock: WallClock = now_micros,
+    ) -> None:
+        self.users = users
+        self.messages = messages
+        self.publisher = publisher
+        self.typing = typing
+        self.clock = clock
+        self._writer: Batcher[NewMessage, Appended] = Batcher(self._commit_and_publish, max_batch)
+
+    async def send(
+        self,
+        sender: User,
+        content: str | None,
+        to_username: str | None = None,
+        client_message_id: str | None = None,
+    ) -> Message:
+        """Store a message and deliver it. Returns once it is durable.
+
+        A retry with the same ``client_message_id`` from the same sender returns the message
+        stored the first time and delivers nothing again.
+        """
+        if not content:
+            raise InvalidInput("Missing content field", ErrorCode.MISSING_FIELD)
+        if len(content) > MAX_CONTENT_LENGTH:
+            raise InvalidInput(
+                f"Content must be at most {MAX_CONTENT_LENGTH} characters",
+                ErrorCode.CONTENT_TOO_LONG,
+            )
+        check_can_send(sender, direct=to_username is not None)
+        recipient = await self._recipient(to_username)
+        new = NewMessage(
+            id=str(uuid.uuid4()),
+            sender=sender,
+            recipient=recipient,
+            content=content,
+            created_at=self.clock(),
+            client_message_id=client_message_id,
+        )
+        appended = await self._writer.submit(new)
+        return appended.message
+
+    async def _recipient(self, to_username: str | None) -> User | None:
+        if to_username is None:
+            return None
+        if not to_username:
+            raise InvalidInput("Field 'to_username' must not be empty", ErrorCode.MISSING_FIELD)
+        recipient = await self.users.by_username(to_username)
+        if recipient is None:
+            raise NotFound(f"User {to_username} not found", ErrorCode.USER_NOT_FOUND)
+        if recipient.is_viewer:
+            raise RecipientIsViewer(f"Cannot send messages to viewer user {to_username}")
+        return recipient
+
+    async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        results = await self.messages.append_batch(batch)
+        # Published here, in seq order, before any caller resumes: every connection receives
+        # messages in the order they were stored.
+        for result in results:
+            if result.created:
+                msg = result.message
+                self.publisher.publish(audience_of(msg), encode_event(render.message(msg)))
+                if msg.from_user_id is not None:
+                    self.typing.message_sent(msg.from_user_id, msg.from_username, msg.to_user_id)
+        return results
+
+    async def get(self, viewer: User, message_id: str) -> Message:
+        """One message the caller may see; someone else's DM is reported as not found."""
+        message = await self.messages.by_id(message_id)
+        if message is None or not can_see(viewer, message):
+            raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
+        return message
+
+    async def room_history(
+        self, limit: int, offset: int, since: str | None
+    ) -> tuple[list[Message], int]:
+        return await self.messages.room_history(limit, offset, parse_since(since))
+
+    async def direct_history(
+        self, user: User, limit: int, offset: int, since: str | None
+    ) -> tuple[list[Message], int]:
+        return await self.messages.direct_history(user.id, limit, offset, parse_since(since))
+
+    async def drain(self) -> None:
+        await self._writer.drain()

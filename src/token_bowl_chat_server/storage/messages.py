@@ -1,0 +1,301 @@
+"""Messages: appended in batches (group commit), read back with their authors' profiles."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from token_bowl_chat.protocol.models import MessageType, Role
+from token_bowl_chat_server.domain.entities import Message, User
+from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.tables import counters, messages, read_states, users
+
+_from = users.alias("from_user")
+_to = users.alias("to_user")
+
+MESSAGE_COLUMNS = (
+    messages.c.seq,
+    messages.c.id,
+    messages.c.from_user_id,
+    func.coalesce(_from.c.username, messages.c.from_username).label("from_username"),
+    _from.c.logo.label("from_user_logo"),
+    _from.c.emoji.label("from_user_emoji"),
+    (_from.c.role == Role.BOT.value).label("from_user_bot"),
+    messages.c.to_user_id,
+    func.coalesce(_to.c.username, messages.c.to_username).label("to_username"),
+    messages.c.content,
+    messages.c.created_at,
+    messages.c.client_message_id,
+)
+
+
+def select_messages() -> Select[Any]:
+    """Messages joined with their authors' and recipients' current profiles."""
+    return select(*MESSAGE_COLUMNS).select_from(
+        messages.outerjoin(_from, _from.c.id == messages.c.from_user_id).outerjoin(
+            _to, _to.c.id == messages.c.to_user_id
+        )
+    )
+
+
+def message_from_row(row: RowMapping) -> Message:
+    return Message(
+        seq=row["seq"],
+        id=row["id"],
+        from_user_id=row["from_user_id"],
+        from_username=row["from_username"],
+        from_user_logo=row["from_user_logo"],
+        from_user_emoji=row["from_user_emoji"],
+        from_user_bot=bool(row["from_user_bot"]),
+        to_user_id=row["to_user_id"],
+        to_username=row["to_username"],
+        content=row["content"],
+        created_at=row["created_at"],
+        client_message_id=row["client_message_id"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    id: str
+    sender: User
+    recipient: User | None
+    content: str
+    created_at: int
+    client_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: Message
+    created: bool  # False: a retry of an earlier send with the same client message id
+
+
+def _stored(new: NewMessage, seq: int) -> Message:
+    return Message(
+        seq=seq,
+        id=new.id,
+        from_user_id=new.sender.id,
+        from_username=new.sender.username,
+        from_user_logo=new.sender.logo,
+        from_user_emoji=new.sender.emoji,
+        from_user_bot=new.sender.role is Role.BOT,
+        to_user_id=new.recipient.id if new.recipient else None,
+        to_username=new.recipient.username if new.recipient else None,
+        content=new.content,
+        created_at=new.created_at,
+        client_message_id=new.client_message_id,
+    )
+
+
+def visible_to(user_id: str) -> ColumnElement[bool]:
+    """Room messages plus the user's own DMs, sent or received."""
+    return or_(
+        messages.c.message_type == MessageType.ROOM.value,
+        messages.c.from_user_id == user_id,
+        messages.c.to_user_id == user_id,
+    )
+
+
+class SqlMessageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        """Store a batch in ONE transaction and return each result in input order.
+
+        ``seq`` values are taken from the counter row inside the transaction; the row lock
+        makes them commit in order. Unread counters move in the same transaction.
+        """
+        async with self.db.write() as conn:
+            existing = await self._existing_by_client_id(conn, batch)
+            fresh: list[NewMessage] = []
+            claimed: dict[tuple[str, str], NewMessage] = {}
+            for new in batch:
+                key = (new.sender.id, new.client_message_id or "")
+                if new.client_message_id is None:
+                    fresh.append(new)
+                elif key not in existing and key not in claimed:
+                    claimed[key] = new
+                    fresh.append(new)
+            seqs = await self._allocate(conn, fresh)
+            if fresh:
+                await self._insert(conn, fresh, seqs)
+                await self._bump_counters(conn, fresh)
+        results: list[Appended] = []
+        by_id = {new.id: _stored(new, seq) for new, seq in zip(fresh, seqs, strict=True)}
+        for new in batch:
+            if new.id in by_id:
+                results.append(Appended(by_id[new.id], created=True))
+                continue
+            key = (new.sender.id, new.client_message_id or "")
+            earlier = existing.get(key) or by_id[claimed[key].id]
+            results.append(Appended(earlier, created=False))
+        return results
+
+    async def _existing_by_client_id(
+        self, conn: AsyncConnection, batch: Sequence[NewMessage]
+    ) -> dict[tuple[str, str], Message]:
+        wanted = [(n.sender.id, n.client_message_id) for n in batch if n.client_message_id]
+        if not wanted:
+            return {}
+        found: dict[tuple[str, str], Message] = {}
+        for sender_id, client_id in wanted:
+            row = (
+                (
+                    await conn.execute(
+                        select_messages().where(
+                            messages.c.from_user_id == sender_id,
+                            messages.c.client_message_id == client_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                found[(sender_id, client_id or "")] = message_from_row(row)
+        return found
+
+    @staticmethod
+    async def _allocate(conn: AsyncConnection, fresh: Sequence[NewMessage]) -> list[int]:
+        if not fresh:
+            return []
+        rooms = sum(1 for new in fresh if new.recipient is None)
+        last = (
+            await conn.execute(
+                update(counters)
+                .where(counters.c.id == 1)
+                .values(
+                    last_seq=counters.c.last_seq + len(fresh),
+                    room_messages=counters.c.room_messages + rooms,
+                )
+                .returning(counters.c.last_seq)
+            )
+        ).scalar_one()
+        first = last - len(fresh) + 1
+        return list(range(first, last + 1))
+
+    @staticmethod
+    async def _insert(
+        conn: AsyncConnection, fresh: Sequence[NewMessage], seqs: Sequence[int]
+    ) -> None:
+        await conn.execute(
+            insert(messages),
+            [
+                {
+                    "seq": seq,
+                    "id": new.id,
+                    "message_type": (
+                        MessageType.ROOM.value
+                        if new.recipient is None
+                        else MessageType.DIRECT.value
+                    ),
+                    "from_user_id": new.sender.id,
+                    "from_username": new.sender.username,
+                    "to_user_id": new.recipient.id if new.recipient else None,
+                    "to_username": new.recipient.username if new.recipient else None,
+                    "content": new.content,
+                    "created_at": new.created_at,
+                    "client_message_id": new.client_message_id,
+                }
+                for new, seq in zip(fresh, seqs, strict=True)
+            ],
+        )
+
+    @staticmethod
+    async def _bump_counters(conn: AsyncConnection, fresh: Sequence[NewMessage]) -> None:
+        # Own room messages count as seen; a DM to someone else is one more unread for them.
+        seen: Counter[str] = Counter()
+        unread: Counter[str] = Counter()
+        for new in fresh:
+            if new.recipient is None:
+                seen[new.sender.id] += 1
+            elif new.recipient.id != new.sender.id:
+                unread[new.recipient.id] += 1
+        rows = [
+            {"uid": uid, "seen": seen[uid], "unread": unread[uid]}
+            for uid in set(seen) | set(unread)
+        ]
+        await conn.execute(
+            update(read_states)
+            .where(read_states.c.user_id == bindparam("uid"))
+            .values(
+                room_seen=read_states.c.room_seen + bindparam("seen"),
+                direct_unread=read_states.c.direct_unread + bindparam("unread"),
+            ),
+            rows,
+        )
+
+    async def by_id(self, message_id: str) -> Message | None:
+        async with self.db.read() as conn:
+            row = (
+                (await conn.execute(select_messages().where(messages.c.id == message_id)))
+                .mappings()
+                .first()
+            )
+        return message_from_row(row) if row else None
+
+    async def _page(
+        self, where: ColumnElement[bool], limit: int, offset: int
+    ) -> tuple[list[Message], int]:
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(messages).where(where))
+            ).scalar_one()
+            rows = await conn.execute(
+                select_messages()
+                .where(where)
+                .order_by(messages.c.seq.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return [message_from_row(row) for row in rows.mappings()], int(total)
+
+    async def room_history(
+        self, limit: int, offset: int, since: int | None
+    ) -> tuple[list[Message], int]:
+        """Room messages, newest first, with the total that match ``since``."""
+        where = messages.c.message_type == MessageType.ROOM.value
+        if since is not None:
+            where = and_(where, messages.c.created_at > since)
+        return await self._page(where, limit, offset)
+
+    async def direct_history(
+        self, user_id: str, limit: int, offset: int, since: int | None
+    ) -> tuple[list[Message], int]:
+        """The user's DMs, sent or received, newest first."""
+        where = and_(
+            messages.c.message_type == MessageType.DIRECT.value,
+            or_(messages.c.from_user_id == user_id, messages.c.to_user_id == user_id),
+        )
+        if since is not None:
+            where = and_(where, messages.c.created_at > since)
+        return await self._page(where, limit, offset)
+
+    async def visible_after(self, user_id: str, after_seq: int, limit: int) -> list[Message]:
+        """What ``user_id`` may see with ``seq`` above ``after_seq``, oldest first."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select_messages()
+                .where(messages.c.seq > after_seq, visible_to(user_id))
+                .order_by(messages.c.seq)
+                .limit(limit)
+            )
+            return [message_from_row(row) for row in rows.mappings()]

@@ -1,0 +1,105 @@
+"""Table objects for building queries.
+
+The schema itself is defined by the Alembic migrations in ``migrations/versions``; a test
+compares these objects with the migrated database, so the two cannot drift apart.
+
+Timestamps are integer microseconds since the epoch (UTC), so ``since`` filters compare
+instants, not strings. Messages are ordered by ``seq``, allocated from ``counters`` inside the
+insert transaction: the row lock on the counter makes commit order equal ``seq`` order, which is
+what gap-free resume relies on.
+
+Unread counts come from ``read_states`` (per user, kept in the same transactions as the writes),
+never from scanning messages:
+
+    unread room   = counters.room_messages - read_states.room_seen
+    unread direct = read_states.direct_unread
+
+``room_seen`` counts room messages the user wrote or has read; ``room_cursor`` /
+``direct_cursor`` mark "everything up to this seq is read", so bulk marks cost one row update;
+``receipts`` hold single reads above the cursors.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(50), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("api_key_hint", String(8), nullable=False),
+    Column("email", String(255), nullable=True),
+    Column("webhook_url", String(2083), nullable=True),
+    Column("logo", String(64), nullable=True),
+    Column("emoji", String(32), nullable=True),
+    Column("created_by_id", String(36), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+read_states = Table(
+    "read_states",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("room_cursor", BigInteger, nullable=False, server_default="0"),
+    Column("direct_cursor", BigInteger, nullable=False, server_default="0"),
+    Column("room_seen", BigInteger, nullable=False, server_default="0"),
+    Column("direct_unread", BigInteger, nullable=False, server_default="0"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("message_type", String(8), nullable=False),
+    Column("from_user_id", String(36), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("from_username", String(50), nullable=False),
+    Column("to_user_id", String(36), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("to_username", String(50), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("client_message_id", String(128), nullable=True),
+    UniqueConstraint("from_user_id", "client_message_id", name="uq_messages_client_id"),
+    Index("ix_messages_type_seq", "message_type", "seq"),
+    Index("ix_messages_type_created", "message_type", "created_at"),
+    Index("ix_messages_from_seq", "from_user_id", "seq"),
+    Index("ix_messages_to_seq", "to_user_id", "seq"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "message_seq",
+        BigInteger,
+        ForeignKey("messages.seq", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("read_at", BigInteger, nullable=False),
+    Index("ix_receipts_message", "message_seq"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("room_messages", BigInteger, nullable=False),
+)
