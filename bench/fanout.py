@@ -21,8 +21,10 @@ seconds or ``--max-messages`` send attempts, whichever comes first; then the rec
   below zero for one receiver (a receiver that failed to connect lost everything);
 * ``slow_consumer_closes``: receivers the server closed with 4001 (outbox overflow);
 * ``seq_out_of_order``: deliveries whose ``seq`` was not above the previous one on the same
-  connection (reordering or duplicates; must be 0), plus the run's settings and the server
-  configuration (database URL, environment overrides, CPU seconds used).
+  connection (reordering or duplicates; must be 0);
+* CPU seconds of the server, the receivers and the senders, and how busy the whole machine
+  was (``machine_cpu_busy_pct``): on a small machine, client and server share the cores;
+* the run's settings and the server configuration (URL, database URL, environment overrides).
 
 How it runs
 -----------
@@ -165,6 +167,23 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks over all cores from /proc/stat (Linux), or None."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    ticks = [int(value) for value in first[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def busy_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of all cores' time spent busy between two samples, in percent."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
 def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None, limit_s: float) -> None:
@@ -702,7 +721,7 @@ async def connect_phase(workers: list[Worker], n: int) -> int:
     """Wait for every worker to connect its receivers; return how many failed."""
     limit_s = 60 + n * 0.2
     events = await asyncio.gather(*(worker.read(limit_s) for worker in workers))
-    failed = sum(event["failed"] for event in events)
+    failed: int = sum(event["failed"] for event in events)
     for event in events:
         for error in event["errors"]:
             log(f"receiver connect failed: {error}")
@@ -713,10 +732,6 @@ async def drain_phase(workers: list[Worker], expected: int, limit_s: float) -> l
     for worker in workers:
         await worker.send({"cmd": "drain", "expected": expected, "limit_s": limit_s})
     return list(await asyncio.gather(*(worker.read(limit_s + 30) for worker in workers)))
-
-
-def round_or_none(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def summarize(
@@ -788,6 +803,7 @@ async def run_once(n: int, opts: argparse.Namespace, target: Target) -> dict[str
         await asyncio.sleep(opts.settle)
         cpu_before = target.cpu_seconds()
         own_cpu_before = time.process_time()
+        machine_before = machine_cpu_ticks()
         log(f"N={n}: sending for up to {opts.duration} s / {opts.max_messages} messages")
         phase = await run_senders(senders, opts)
         sent = sum(s.acked for s in senders)
@@ -798,6 +814,8 @@ async def run_once(n: int, opts: argparse.Namespace, target: Target) -> dict[str
         if cpu_before is not None and cpu_after is not None:
             result["server_cpu_s"] = round(cpu_after - cpu_before, 2)
         result["sender_cpu_s"] = round(time.process_time() - own_cpu_before, 2)
+        result["machine_cpu_busy_pct"] = busy_percent(machine_before, machine_cpu_ticks())
+        result["machine_cores"] = os.cpu_count()
         return result
     finally:
         await asyncio.gather(*(sender.close() for sender in senders), return_exceptions=True)
@@ -880,29 +898,30 @@ def sweep_list(text: str) -> list[int]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Room fan-out benchmark: N WebSocket receivers, S senders at full speed.",
+        description="Room fan-out benchmark: N WebSocket receivers, S senders at full speed. "
+        "Prints one JSON line per N on stdout; progress on stderr.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--receivers", type=positive_int, default=50, help="N (default 50)")
-    parser.add_argument("--sweep", type=sweep_list, help="several N in turn, e.g. 50,200,500")
-    parser.add_argument("--senders", type=positive_int, default=4, help="S (default 4)")
-    parser.add_argument("--window", type=positive_int, default=8, help="in-flight sends/sender")
-    parser.add_argument("--duration", type=float, default=10.0, help="send seconds (default 10)")
-    parser.add_argument("--max-messages", type=positive_int, default=20000, help="send attempts")
-    parser.add_argument("--rate", type=float, default=0.0, help="total sends/s cap; 0 = none")
-    parser.add_argument("--content-bytes", type=positive_int, default=64, help="message size")
-    parser.add_argument("--drain-timeout", type=float, default=10.0, help="delivery wait, s")
-    parser.add_argument("--receiver-procs", type=positive_int, default=2, help="worker processes")
-    parser.add_argument("--connect-concurrency", type=positive_int, default=50)
-    parser.add_argument("--settle", type=float, default=1.0, help="pause before sending, s")
-    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
-    parser.add_argument("--url", help="use this running server (127.0.0.1 / ::1 only)")
-    parser.add_argument(
-        "--server-env", action="append", default=[], metavar="KEY=VALUE", help="server env var"
-    )
-    parser.add_argument("--keep-rate-limit", action="store_true", help="keep send rate limit")
-    parser.add_argument("--startup-timeout", type=float, default=30.0)
-    parser.add_argument("--keep-tmp", action="store_true", help="keep the server's tmp dir")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add = parser.add_argument
+    add("--receivers", type=positive_int, default=50, help="N, receiving connections")
+    add("--sweep", type=sweep_list, help="run several N in turn, e.g. 50,200,500")
+    add("--senders", type=positive_int, default=4, help="S, sending connections")
+    add("--window", type=positive_int, default=8, help="in-flight sends per sender")
+    add("--duration", type=float, default=10.0, help="seconds of sending, at most")
+    add("--max-messages", type=positive_int, default=20000, help="send attempts, at most")
+    add("--rate", type=float, default=0.0, help="cap on total sends/s (0: full speed)")
+    add("--content-bytes", type=positive_int, default=64, help="message content length")
+    add("--drain-timeout", type=float, default=10.0, help="seconds to wait for deliveries")
+    add("--receiver-procs", type=positive_int, default=2, help="receiver worker processes")
+    add("--connect-concurrency", type=positive_int, default=50, help="receivers connecting")
+    add("--settle", type=float, default=1.0, help="pause between connecting and sending, s")
+    add("--deflate", action="store_true", help="offer permessage-deflate to the server")
+    add("--url", help="use this running server instead (http://127.0.0.1 or [::1] only)")
+    add("--server-env", action="append", default=[], metavar="KEY=VALUE", help="server env")
+    add("--keep-rate-limit", action="store_true", help="keep the server's send rate limit")
+    add("--startup-timeout", type=float, default=30.0, help="seconds for GET /health to pass")
+    add("--keep-tmp", action="store_true", help="keep the server's tmp dir (db and log)")
+    add("--worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
     if opts.url:
         check_local(opts.url)

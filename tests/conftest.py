@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +53,20 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server of the test's own, for tests that restart, kill or reconfigure it."""
-    proc = ServerProcess(tmp_path)
+def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers of the test's own (settings as env vars), for tests that restart, kill
+    or reconfigure them. Every one started is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> LiveServer:
+        proc = ServerProcess(tmp_path / f"server{len(started)}", env=env)
+        proc.data_dir.mkdir()
+        started.append(proc)
+        proc.start()
+        return LiveServer(proc)
+
     try:
-        yield proc
+        yield start
     finally:
-        proc.stop()
+        for proc in started:
+            proc.stop()

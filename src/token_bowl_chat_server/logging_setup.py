@@ -19,8 +19,16 @@ def redact(value: Any) -> Any:
     return value
 
 
+# uvicorn's sans-I/O WebSocket protocol logs this after every denial response (the HTTP 401
+# for a bad key), because it only counts an accepted upgrade as a completed handshake. Our
+# endpoint always accepts or denies, so here the line is noise, not a bug report.
+_DENIAL_NOISE = "ASGI callable returned without completing handshake."
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == _DENIAL_NOISE:
+            return False  # see _DENIAL_NOISE
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):

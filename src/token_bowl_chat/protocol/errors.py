@@ -35,6 +35,9 @@ class ErrorCode(StrEnum):
     CLIENT_MESSAGE_ID_CONFLICT = "client_message_id_conflict"
     # limits
     RATE_LIMITED = "rate_limited"
+    # service
+    NOT_CONFIGURED = "not_configured"
+    NOT_READY = "not_ready"
     # transport-level
     NOT_FOUND_ROUTE = "route_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"

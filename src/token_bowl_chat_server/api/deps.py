@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
@@ -45,3 +46,16 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def profile_editor(user: CurrentUser) -> User:
+    """The caller, if their role may change their own profile.
+
+    A dependency, so the permission is checked before the body is validated: a viewer gets
+    403 even for an invalid body, as upstream answers.
+    """
+    check_can_update_own_profile(user)
+    return user
+
+
+ProfileEditor = Annotated[User, Depends(profile_editor)]

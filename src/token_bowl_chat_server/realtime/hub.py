@@ -64,9 +64,10 @@ class Hub:
                 for conn in self._by_user.get(user_id, {}).values()
             ]
         for conn in targets:
+            was_open = conn.is_open
             if conn.push(text):
                 self.frames_delivered += 1
-            elif conn.close_code == CloseCode.SLOW_CONSUMER:
+            elif was_open and conn.close_code == CloseCode.SLOW_CONSUMER:
                 self.slow_consumer_closes += 1
 
     def connections_of(self, user_id: str) -> list[Connection]:

@@ -233,6 +233,8 @@ class SqlMessageStore:
             {"uid": uid, "seen": seen[uid], "unread": unread[uid]}
             for uid in set(seen) | set(unread)
         ]
+        if not rows:  # only DMs to oneself, which change no counter
+            return
         await conn.execute(
             update(read_states)
             .where(read_states.c.user_id == bindparam("uid"))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,7 +68,9 @@ class SqlReadStore:
                     select(
                         counters.c.room_messages - read_states.c.room_seen,
                         read_states.c.direct_unread,
-                    ).where(counters.c.id == 1, read_states.c.user_id == user_id)
+                    )
+                    .select_from(counters.join(read_states, true()))
+                    .where(counters.c.id == 1, read_states.c.user_id == user_id)
                 )
             ).first()
         if row is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import Role, UserRegistration, UserRegistrationResponse
 from token_bowl_chat_server.api.deps import ServicesDep
 
@@ -30,7 +31,10 @@ async def register(body: UserRegistration, services: ServicesDep) -> UserRegistr
 
 def _not_configured() -> JSONResponse:
     return JSONResponse(
-        {"detail": "Stytch authentication is not configured", "code": "not_configured"},
+        {
+            "detail": "Stytch authentication is not configured",
+            "code": ErrorCode.NOT_CONFIGURED.value,
+        },
         status_code=503,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import HealthResponse
 from token_bowl_chat_server.api.deps import ServicesDep
 
@@ -23,5 +24,7 @@ async def ready(services: ServicesDep) -> JSONResponse | HealthResponse:
     try:
         await services.db.ping()
     except Exception:
-        return JSONResponse({"status": "unavailable", "code": "not_ready"}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "code": ErrorCode.NOT_READY.value}, status_code=503
+        )
     return HealthResponse(status="ready")

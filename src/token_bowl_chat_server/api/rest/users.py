@@ -16,7 +16,7 @@ from token_bowl_chat.protocol.models import (
     WebhookUpdateResponse,
 )
 from token_bowl_chat_server import render
-from token_bowl_chat_server.api.deps import CurrentUser, ServicesDep
+from token_bowl_chat_server.api.deps import CurrentUser, ProfileEditor, ServicesDep
 
 router = APIRouter(tags=["users"])
 
@@ -43,7 +43,7 @@ async def my_profile(user: CurrentUser) -> UserProfileResponse:
 
 @router.patch("/users/me/logo")
 async def update_logo(
-    body: UpdateLogoRequest, user: CurrentUser, services: ServicesDep
+    body: UpdateLogoRequest, user: ProfileEditor, services: ServicesDep
 ) -> LogoUpdateResponse:
     updated = await services.accounts.set_logo(user, body.logo)
     return LogoUpdateResponse(message="Logo updated successfully", logo=updated.logo or "")
@@ -51,7 +51,7 @@ async def update_logo(
 
 @router.patch("/users/me/webhook")
 async def update_webhook(
-    body: UpdateWebhookRequest, user: CurrentUser, services: ServicesDep
+    body: UpdateWebhookRequest, user: ProfileEditor, services: ServicesDep
 ) -> WebhookUpdateResponse:
     updated = await services.accounts.set_webhook(user, body.webhook_url)
     return WebhookUpdateResponse(
@@ -61,7 +61,7 @@ async def update_webhook(
 
 @router.patch("/users/me/username")
 async def update_username(
-    body: UpdateUsernameRequest, user: CurrentUser, services: ServicesDep
+    body: UpdateUsernameRequest, user: ProfileEditor, services: ServicesDep
 ) -> UserProfileResponse:
     return render.private_profile(await services.accounts.rename(user, body.username))
 
