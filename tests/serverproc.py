@@ -47,6 +47,9 @@ class ServerProcess:
             **os.environ,
             "DATABASE_URL": self.database_url,
             "TOKEN_BOWL_LOG_LEVEL": "info",
+            # Tests send in bursts; the rate limit has a test of its own that lowers this.
+            "TOKEN_BOWL_SEND_RATE": "100000",
+            "TOKEN_BOWL_SEND_BURST": "100000",
             **self.extra_env,
         }
         log = self.log_path.open("ab")

@@ -16,12 +16,15 @@ from token_bowl_chat_server.api import errors
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import accounts, health, messages, users
 from token_bowl_chat_server.api.ws import endpoint
+from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.reads import ReadService
+from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.messages import SqlMessageStore
@@ -41,16 +44,36 @@ async def build_services(settings: Settings) -> Services:
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
+    secret = settings.webhook_secret
+    webhooks = WebhookService(
+        user_store,
+        user_agent=f"token-bowl-chat-server/{VERSION}",
+        secret=secret.get_secret_value() if secret else None,
+        attempts=settings.webhook_attempts,
+        timeout=settings.webhook_timeout,
+        backoff=settings.webhook_backoff,
+        queue_size=settings.webhook_queue_size,
+        workers=settings.webhook_workers,
+        shutdown_grace=settings.webhook_shutdown_grace,
+    )
     return Services(
         settings=settings,
         db=db,
         hub=hub,
         accounts=Accounts(user_store, hub),
         messages=MessageService(
-            user_store, message_store, broker, typing, settings.write_batch_max
+            user_store,
+            message_store,
+            broker,
+            typing,
+            settings.write_batch_max,
+            webhooks=webhooks.enqueue,
+            limiter=RateLimiter(settings.send_rate, settings.send_burst),
         ),
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
         typing=typing,
+        webhooks=webhooks,
+        resume=ResumeService(message_store, settings.heartbeat_interval),
     )
 
 
@@ -59,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
+        services.webhooks.start()
         background = [
             asyncio.create_task(
                 services.hub.run_heartbeat(
@@ -78,6 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
                     await task
             services.hub.close_all(CloseCode.SERVICE_RESTART, "server shutting down")
             await services.messages.drain()
+            # After the drain, so the last messages' webhooks are queued; before the database
+            # closes, because the workers read it.
+            await services.webhooks.stop()
             await services.db.close()
 
     app = FastAPI(title="Token Bowl Chat", version=VERSION, lifespan=lifespan)

@@ -7,7 +7,7 @@ which is also read without it because every deployment tool knows that name. Onl
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/token_bowl_chat.db"
@@ -41,5 +41,24 @@ class Settings(BaseSettings):
     outbox_size: int = Field(default=1024, ge=1)
     # Largest inbound WebSocket frame in bytes; bigger frames close the socket with 1009.
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Per-user send limit: a bucket of send_burst messages refilled at send_rate per second.
+    # Beyond it a send gets 429 / an error frame with code rate_limited.
+    send_rate: float = Field(default=20.0, gt=0)
+    send_burst: int = Field(default=200, ge=1)
     # Messages committed in one database transaction under load (group commit).
     write_batch_max: int = Field(default=256, ge=1)
+
+    # Webhooks (PROTOCOL.md 7.9), delivered in the background, never awaited by the sender.
+    # Tries per target; each try may take at most webhook_timeout seconds in total.
+    webhook_attempts: int = Field(default=3, ge=1)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    # Wait before the second try, doubled before each later one (1 s, 2 s, ...).
+    webhook_backoff: float = Field(default=1.0, ge=0)
+    # Messages waiting for delivery; when full, new messages get no webhooks (dropped, logged).
+    webhook_queue_size: int = Field(default=10_000, ge=1)
+    # Worker tasks; each handles one message at a time, its targets concurrently.
+    webhook_workers: int = Field(default=4, ge=1)
+    # If set, each request carries X-Token-Bowl-Signature: sha256=<hex HMAC-SHA256 of the body>.
+    webhook_secret: SecretStr | None = None
+    # At shutdown, queued and in-flight deliveries get this long before they are cancelled.
+    webhook_shutdown_grace: float = Field(default=2.0, ge=0)

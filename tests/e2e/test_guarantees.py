@@ -176,3 +176,23 @@ async def test_9_api_keys_are_stored_hashed_and_never_logged(
     log = server.proc.log()
     assert "/ws?api_key=[redacted]" in log
     assert alice.api_key not in log
+
+
+async def test_9_sends_beyond_the_rate_limit_get_429_and_an_error_frame(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(TOKEN_BOWL_SEND_RATE="0.5", TOKEN_BOWL_SEND_BURST="3")
+    alice, bob = server.register(), server.register()
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": alice.api_key}) as http:
+        statuses = [http.post("/messages", json={"content": f"m{i}"}).status_code for i in range(4)]
+        assert statuses == [201, 201, 201, 429]
+        limited = http.post("/messages", json={"content": "again"})
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) >= 1
+    client = await WsClient.connect(server.ws_url, bob.api_key)
+    replies = [await client.request({"content": f"w{i}"}) for i in range(4)]
+    assert [r["type"] for r in replies] == ["message_sent"] * 3 + ["error"]
+    assert replies[3]["code"] == "rate_limited"
+    # The connection stays usable, and other users are not limited by bob's bucket.
+    assert (await client.request({"type": "get_unread_count"}))["type"] == "unread_count"
+    await client.close()

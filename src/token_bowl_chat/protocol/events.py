@@ -128,6 +128,45 @@ class TypingStopped(Event):
     to_username: str | None = None
 
 
+class Hello(Event):
+    """Extension: the first frame on every connection.
+
+    ``last_seq`` is the newest message ``seq`` at connect time: everything after it will be
+    delivered live, so a client may resume from it later. It is ``None`` on a resuming
+    connection, where :class:`Resumed` carries it once the replay is done.
+    """
+
+    type: Literal["hello"] = "hello"
+    protocol_version: str
+    user_id: str
+    username: str
+    last_seq: int | None = None
+    heartbeat_interval: float
+
+
+class Resumed(Event):
+    """Extension: the replay requested with ``?since_seq=`` is complete; live from here.
+
+    ``replayed`` messages were sent; the client has now seen everything meant for it up to
+    ``last_seq``.
+    """
+
+    type: Literal["resumed"] = "resumed"
+    since_seq: int
+    replayed: int
+    last_seq: int
+
+
+class ResumeGap(Event):
+    """Extension: the server cannot replay from ``requested_seq`` (it does not know that point,
+    for example after a database reset). Nothing was replayed; the connection is live from
+    ``last_seq``. Fetch history over REST to fill what may be missing."""
+
+    type: Literal["resume_gap"] = "resume_gap"
+    requested_seq: int
+    last_seq: int
+
+
 ServerEvent = (
     MessageResponse
     | MessageSent
@@ -146,6 +185,9 @@ ServerEvent = (
     | Pong
     | Typing
     | TypingStopped
+    | Hello
+    | Resumed
+    | ResumeGap
 )
 
 _TYPED: dict[str, type[BaseModel]] = {
@@ -166,6 +208,9 @@ _TYPED: dict[str, type[BaseModel]] = {
     "pong": Pong,
     "typing": Typing,
     "typing_stopped": TypingStopped,
+    "hello": Hello,
+    "resumed": Resumed,
+    "resume_gap": ResumeGap,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import (
     BaseModel,
@@ -110,8 +111,14 @@ class MessageResponse(_Wire):
 
 
 class SendMessageRequest(_Wire):
+    """``client_message_id`` (extension) makes a retried send idempotent: the same id from the
+    same sender stores one message and returns it again."""
+
     content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
     to_username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    client_message_id: str | None = Field(
+        default=None, min_length=1, max_length=128, exclude_if=lambda v: v is None
+    )
 
 
 class PaginationMetadata(_Wire):
@@ -262,3 +269,226 @@ class ErrorBody(_Wire):
 
     detail: Any
     code: str
+
+
+# --- validation errors (422 bodies) ---------------------------------------------------------
+
+
+class ValidationErrorItem(_Wire):
+    """One entry of a 422 body's ``detail`` list (upstream client name: ``ValidationError``).
+
+    ``loc`` starts with where the bad value was (``"body"``, ``"query"`` or ``"path"``), then
+    the field path.
+    """
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class HTTPValidationError(_Wire):
+    """A 422 body: ``{"detail": [ValidationErrorItem, ...]}``."""
+
+    detail: list[ValidationErrorItem] = Field(default_factory=list)
+
+
+# --- external identity provider (magic link) ------------------------------------------------
+
+
+class StytchLoginRequest(_Wire):
+    email: str = Field(min_length=3, max_length=255)
+    username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+
+
+class StytchLoginResponse(_Wire):
+    message: str
+    email: str
+
+
+class StytchAuthenticateRequest(_Wire):
+    token: str = Field(min_length=1)
+
+
+class StytchAuthenticateResponse(_Wire):
+    username: str
+    session_token: str
+    api_key: str
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+class AdminUpdateUserRequest(_Wire):
+    """``PATCH /admin/users/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
+
+    username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    email: str | None = None
+    webhook_url: str | None = None
+    logo: str | None = None
+    viewer: bool | None = None
+    admin: bool | None = None
+    bot: bool | None = None
+    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+
+    _logo = field_validator("logo")(_check_logo)
+    _url = field_validator("webhook_url")(_check_url)
+
+    @model_validator(mode="after")
+    def _bots_use_emoji(self) -> AdminUpdateUserRequest:
+        if self.bot and self.logo is not None:
+            raise ValueError("Bots can only use emoji for avatars, not logos")
+        return self
+
+
+class AdminMessageUpdate(_Wire):
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+
+
+class AssignRoleRequest(_Wire):
+    role: Role
+
+
+class AssignRoleResponse(_Wire):
+    username: str
+    role: Role
+    message: str
+
+
+class InviteUserRequest(_Wire):
+    email: str = Field(min_length=3, max_length=255)
+    role: Role = Role.MEMBER
+    signup_url: str
+
+
+class InviteUserResponse(_Wire):
+    email: str
+    role: Role
+    message: str
+
+
+# --- bots -----------------------------------------------------------------------------------
+
+
+class CreateBotRequest(_Wire):
+    username: str = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
+    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    webhook_url: str | None = None
+
+    _url = field_validator("webhook_url")(_check_url)
+
+
+class CreateBotResponse(_Wire):
+    """A new bot, with its API key. ``created_by`` is the creator's username."""
+
+    id: str
+    username: str
+    api_key: str
+    created_by_id: str
+    created_by: str
+    emoji: str | None = None
+    webhook_url: str | None = None
+
+
+class BotProfileResponse(CreateBotResponse):
+    created_at: str
+
+
+class UpdateBotRequest(_Wire):
+    """``PATCH /bots/{id}``. ``None`` means "unchanged"; neither field can be cleared."""
+
+    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    webhook_url: str | None = None
+
+    _url = field_validator("webhook_url")(_check_url)
+
+
+# --- conversations --------------------------------------------------------------------------
+
+MAX_CONVERSATION_TITLE_LENGTH = 200
+
+
+def _check_message_ids(value: list[str] | None) -> list[str] | None:
+    if value is not None:
+        for message_id in value:
+            try:
+                UUID(message_id)
+            except ValueError:
+                raise ValueError(f"Invalid UUID format for message_id: {message_id}") from None
+    return value
+
+
+class CreateConversationRequest(_Wire):
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
+    description: str | None = Field(default=None, min_length=1)
+    message_ids: list[str] = Field(default_factory=list)
+
+    _ids = field_validator("message_ids")(_check_message_ids)
+
+
+class UpdateConversationRequest(_Wire):
+    """``PATCH /conversations/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
+    description: str | None = Field(default=None, min_length=1)
+    message_ids: list[str] | None = None
+
+    _ids = field_validator("message_ids")(_check_message_ids)
+
+
+class ConversationResponse(_Wire):
+    id: str
+    title: str | None = None
+    description: str | None = None
+    message_ids: list[str] = Field(default_factory=list)
+    created_by_username: str
+    created_at: str
+
+
+class PaginatedConversationsResponse(_Wire):
+    """A page of conversations, newest first.
+
+    The server nests the counts under ``pagination``, like the message lists; the upstream
+    v2.1.1 client expected them flat (``total``, ``limit``, ``offset`` beside
+    ``conversations``) and so failed on every real answer (gap 32). Both shapes are accepted,
+    and the flat names stay readable as properties.
+    """
+
+    conversations: list[ConversationResponse]
+    pagination: PaginationMetadata
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pagination" not in data and "total" in data:
+            data = dict(data)
+            total = data.pop("total")
+            offset = data.pop("offset", 0)
+            limit = data.pop("limit", len(data.get("conversations") or []))
+            has_more = data.pop("has_more", None)
+            if has_more is None and isinstance(total, int) and isinstance(offset, int):
+                has_more = offset + len(data.get("conversations") or []) < total
+            data["pagination"] = {
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+                "has_more": bool(has_more),
+            }
+        return data
+
+    @property
+    def total(self) -> int:
+        return self.pagination.total
+
+    @property
+    def limit(self) -> int:
+        return self.pagination.limit
+
+    @property
+    def offset(self) -> int:
+        return self.pagination.offset
+
+    @property
+    def has_more(self) -> bool:
+        return self.pagination.has_more

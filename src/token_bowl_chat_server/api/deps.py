@@ -13,7 +13,9 @@ from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.reads import ReadService
+from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
 
@@ -27,6 +29,8 @@ class Services:
     messages: MessageService
     reads: ReadService
     typing: TypingService
+    webhooks: WebhookService
+    resume: ResumeService
 
 
 def get_services(request: Request) -> Services:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from token_bowl_chat_server.domain.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    RateLimited,
 )
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 400,
+    RateLimited: 429,
 }
 
 _ROUTE_CODES = {
@@ -46,7 +49,11 @@ def status_of(exc: DomainError) -> int:
 
 def error_response(exc: DomainError) -> JSONResponse:
     status = status_of(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     return JSONResponse(
         {"detail": exc.message, "code": exc.code.value}, status_code=status, headers=headers
     )

@@ -5,8 +5,9 @@
     ├── Forbidden               authenticated, but the role or owner check failed
     ├── NotFound                the thing does not exist, or the caller may not see it
     ├── Conflict                a unique name is taken
-    └── InvalidInput            well-formed but unacceptable input
-        └── RecipientIsViewer   (upstream answers this one with 400 too)
+    ├── InvalidInput            well-formed but unacceptable input
+    │   └── RecipientIsViewer   (upstream answers this one with 400 too)
+    └── RateLimited             too many actions; ``retry_after`` seconds until the next
 
 ``message`` is upstream's human-readable text; ``code`` is the stable error code.
 """
@@ -47,3 +48,11 @@ class InvalidInput(DomainError):
 
 class RecipientIsViewer(InvalidInput):
     default_code = ErrorCode.RECIPIENT_IS_VIEWER
+
+
+class RateLimited(DomainError):
+    default_code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Rate limit exceeded; retry in {retry_after:.1f} s")
+        self.retry_after = retry_after

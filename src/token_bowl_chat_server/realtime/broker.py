@@ -8,6 +8,6 @@ from token_bowl_chat_server.realtime.audience import Audience
 
 
 class Broker(Protocol):
-    def publish(self, audience: Audience, text: str) -> None:
+    def publish(self, audience: Audience, text: str, seq: int | None = None) -> None:
         """Deliver an encoded frame to the audience on every node. Never blocks."""
         ...

@@ -10,5 +10,5 @@ class MemoryBroker:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    def publish(self, audience: Audience, text: str) -> None:
-        self.hub.deliver(audience, text)
+    def publish(self, audience: Audience, text: str, seq: int | None = None) -> None:
+        self.hub.deliver(audience, text, seq)

@@ -30,6 +30,10 @@ class Connection:
 
     When the outbox is full the client is too slow to keep up: it is closed with
     ``SLOW_CONSUMER`` (4001) and may reconnect and resume, while everyone else carries on.
+
+    While a resuming connection replays history (:meth:`begin_replay`), live frames are held
+    back and released after it by :meth:`end_replay`, minus the messages the replay already
+    sent, so the client sees every message once and in ``seq`` order.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._held: list[tuple[int | None, str]] | None = None
+        self._held_limit = outbox_size
 
     @property
     def user_id(self) -> str:
@@ -62,17 +68,44 @@ class Connection:
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
 
-    def push(self, text: str) -> bool:
-        """Queue a frame. Returns False when the connection is closed or was just overflowed."""
+    def push(self, text: str, seq: int | None = None) -> bool:
+        """Queue a frame (``seq``: the message it carries, if any).
+
+        Returns False when the connection is closed or was just overflowed.
+        """
         if self.close_code is not None:
             return False
+        if self._held is not None:
+            if len(self._held) >= self._held_limit:
+                return self._overflow()
+            self._held.append((seq, text))
+            return True
         try:
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
-            logger.warning("closing slow consumer connection=%s user=%s", self.id, self.user_id)
-            self.close(CloseCode.SLOW_CONSUMER, "outbox overflow: reconnect and resume")
-            return False
+            return self._overflow()
         return True
+
+    def _overflow(self) -> bool:
+        logger.warning("closing slow consumer connection=%s user=%s", self.id, self.user_id)
+        self.close(CloseCode.SLOW_CONSUMER, "outbox overflow: reconnect and resume")
+        return False
+
+    def begin_replay(self) -> None:
+        """Hold live frames back until :meth:`end_replay`."""
+        self._held = []
+
+    async def replay(self, text: str) -> None:
+        """Queue a replayed frame, waiting for room: a replay is paced by the client."""
+        if self.close_code is None:
+            await self._outbox.put(text)
+
+    def end_replay(self, replayed_through: int) -> None:
+        """Release the held live frames, except messages with ``seq <= replayed_through``."""
+        held, self._held = self._held or [], None
+        for seq, text in held:
+            if seq is None or seq > replayed_through:
+                self.push(text, seq)
 
     def close(self, code: int, reason: str = "") -> None:
         """Close from the server side. Idempotent; frames still queued are dropped."""
@@ -81,6 +114,9 @@ class Connection:
         self.close_code = code
         if self._writer is not None:
             self._writer.cancel()
+        # Unblock a replay waiting for room in the outbox; these frames will not be sent.
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
         self._closer = asyncio.create_task(
             self._close_transport(code, reason), name=f"ws-close-{self.id}"
         )

@@ -49,8 +49,11 @@ class Hub:
                 del self._by_user[conn.user_id]
         return self.presence.disconnect(conn.user_id)
 
-    def deliver(self, audience: Audience, text: str) -> None:
-        """Queue ``text`` for every connection in the audience on this node."""
+    def deliver(self, audience: Audience, text: str, seq: int | None = None) -> None:
+        """Queue ``text`` for every connection in the audience on this node.
+
+        ``seq`` is the message the frame carries, if any (a resuming connection needs it).
+        """
         if isinstance(audience, Room):
             targets = [
                 conn
@@ -65,7 +68,7 @@ class Hub:
             ]
         for conn in targets:
             was_open = conn.is_open
-            if conn.push(text):
+            if conn.push(text, seq):
                 self.frames_delivered += 1
             elif was_open and conn.close_code == CloseCode.SLOW_CONSUMER:
                 self.slow_consumer_closes += 1

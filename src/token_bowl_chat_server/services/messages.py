@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from token_bowl_chat.protocol.errors import ErrorCode
@@ -11,8 +12,14 @@ from token_bowl_chat.protocol.events import encode_event
 from token_bowl_chat.protocol.models import MAX_CONTENT_LENGTH
 from token_bowl_chat_server import render
 from token_bowl_chat_server.domain.entities import Message, User, to_micros
-from token_bowl_chat_server.domain.errors import InvalidInput, NotFound, RecipientIsViewer
+from token_bowl_chat_server.domain.errors import (
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    RecipientIsViewer,
+)
 from token_bowl_chat_server.domain.permissions import can_see, check_can_send
+from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.batching import Batcher
 from token_bowl_chat_server.services.clock import WallClock, now_micros
@@ -52,12 +59,19 @@ class MessageService:
         typing: TypingService,
         max_batch: int,
         clock: WallClock = now_micros,
+        webhooks: Callable[[Message, str], None] | None = None,
+        limiter: RateLimiter | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.users = users
         self.messages = messages
         self.publisher = publisher
         self.typing = typing
         self.clock = clock
+        # Called with each newly stored message and its encoded text; must not block.
+        self.webhooks = webhooks
+        self.limiter = limiter
+        self.monotonic = monotonic
         self._writer: Batcher[NewMessage, Appended] = Batcher(self._commit_and_publish, max_batch)
 
     async def send(
@@ -80,6 +94,10 @@ class MessageService:
                 ErrorCode.CONTENT_TOO_LONG,
             )
         check_can_send(sender, direct=to_username is not None)
+        if self.limiter is not None:
+            retry_after = self.limiter.take(sender.id, self.monotonic())
+            if retry_after:
+                raise RateLimited(retry_after)
         recipient = await self._recipient(to_username)
         new = NewMessage(
             id=str(uuid.uuid4()),
@@ -111,7 +129,10 @@ class MessageService:
         for result in results:
             if result.created:
                 msg = result.message
-                self.publisher.publish(audience_of(msg), encode_event(render.message(msg)))
+                text = encode_event(render.message(msg))
+                self.publisher.publish(audience_of(msg), text, msg.seq)
+                if self.webhooks is not None:
+                    self.webhooks(msg, text)
                 if msg.from_user_id is not None:
                     self.typing.message_sent(msg.from_user_id, msg.from_username, msg.to_user_id)
         return results

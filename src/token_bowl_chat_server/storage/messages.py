@@ -104,11 +104,13 @@ def _stored(new: NewMessage, seq: int) -> Message:
     )
 
 
-def visible_to(user_id: str) -> ColumnElement[bool]:
-    """Room messages plus the user's own DMs, sent or received."""
+def delivered_to(user_id: str) -> ColumnElement[bool]:
+    """What live delivery sends the user: others' room messages and DMs addressed to them."""
     return or_(
-        messages.c.message_type == MessageType.ROOM.value,
-        messages.c.from_user_id == user_id,
+        and_(
+            messages.c.message_type == MessageType.ROOM.value,
+            or_(messages.c.from_user_id.is_(None), messages.c.from_user_id != user_id),
+        ),
         messages.c.to_user_id == user_id,
     )
 
@@ -291,12 +293,17 @@ class SqlMessageStore:
             where = and_(where, messages.c.created_at > since)
         return await self._page(where, limit, offset)
 
-    async def visible_after(self, user_id: str, after_seq: int, limit: int) -> list[Message]:
-        """What ``user_id`` may see with ``seq`` above ``after_seq``, oldest first."""
+    async def last_seq(self) -> int:
+        async with self.db.read() as conn:
+            value = await conn.execute(select(counters.c.last_seq).where(counters.c.id == 1))
+            return int(value.scalar_one())
+
+    async def delivered_after(self, user_id: str, after_seq: int, limit: int) -> list[Message]:
+        """What live delivery would have sent ``user_id`` after ``after_seq``, oldest first."""
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select_messages()
-                .where(messages.c.seq > after_seq, visible_to(user_id))
+                .where(messages.c.seq > after_seq, delivered_to(user_id))
                 .order_by(messages.c.seq)
                 .limit(limit)
             )

@@ -35,7 +35,9 @@ def _page(
 async def send_message(
     body: SendMessageRequest, user: CurrentUser, services: ServicesDep
 ) -> MessageResponse:
-    message = await services.messages.send(user, body.content, body.to_username)
+    message = await services.messages.send(
+        user, body.content, body.to_username, body.client_message_id
+    )
     return render.message(message)
 
 

@@ -65,18 +65,39 @@ async def _handle(services: Services, conn: Connection, text: str) -> Event | No
         )
 
 
+def _since_seq(websocket: WebSocket) -> int | str | None:
+    """``?since_seq=N`` asks for a gap-free resume after message ``N``; returns an error text
+    for a malformed value."""
+    raw = websocket.query_params.get("since_seq")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        return "since_seq must be a non-negative integer"
+    return int(raw)
+
+
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
+    since_seq = _since_seq(websocket)
+    if isinstance(since_seq, str):
+        await websocket.send_denial_response(
+            JSONResponse(
+                {"detail": since_seq, "code": ErrorCode.VALIDATION_ERROR.value}, status_code=400
+            )
+        )
+        return
     user = await _authenticate(services, websocket)
     if user is None:
         return
     await websocket.accept()
     hub = services.hub
     conn = Connection(websocket, user, services.settings.outbox_size, hub.clock())
+    conn.begin_replay()
     hub.add(conn)
     conn.start()
     try:
+        await services.resume.start(user, conn, since_seq)
         while conn.is_open:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":

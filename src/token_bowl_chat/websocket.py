@@ -1,0 +1,5 @@
+"""TokenBowlWebSocket: placeholder, being written."""
+
+
+class TokenBowlWebSocket:
+    """Placeholder, being written."""

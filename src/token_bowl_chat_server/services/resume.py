@@ -1,0 +1,72 @@
+"""Starting a connection: the ``hello`` frame, and the gap-free replay a resuming client asks for.
+
+A client that reconnects with ``?since_seq=N`` gets every message live delivery would have
+sent it after ``N``, read from the database in ``seq`` order, then the frames that arrived
+live meanwhile, then ``resumed``. The connection is registered for live delivery *before* the
+database is read, and live frames are held back until the replay is done, so no message falls
+between the two; the ones that are in both are dropped from the held frames by ``seq``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from token_bowl_chat.protocol.events import Hello, Resumed, ResumeGap, encode_event
+from token_bowl_chat.protocol.version import PROTOCOL_VERSION
+from token_bowl_chat_server import render
+from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.services.ports import MessageStore
+
+REPLAY_PAGE = 500
+
+
+class ReplayTarget(Protocol):
+    """A connection that holds live frames back while it is being replayed to."""
+
+    def begin_replay(self) -> None: ...
+    async def replay(self, text: str) -> None: ...
+    def end_replay(self, replayed_through: int) -> None: ...
+    def push(self, text: str, seq: int | None = None) -> bool: ...
+
+
+class ResumeService:
+    def __init__(self, messages: MessageStore, heartbeat_interval: float) -> None:
+        self.messages = messages
+        self.heartbeat_interval = heartbeat_interval
+
+    async def start(self, user: User, conn: ReplayTarget, since_seq: int | None) -> None:
+        """Send the opening frames. ``conn`` must already be registered for live delivery and
+        must have called ``begin_replay()``; this ends the replay in every case."""
+        last_seq = await self.messages.last_seq()
+        gap = since_seq is not None and since_seq > last_seq
+        resuming = since_seq is not None and not gap
+        hello = Hello(
+            protocol_version=PROTOCOL_VERSION,
+            user_id=user.id,
+            username=user.username,
+            last_seq=None if resuming else last_seq,
+            heartbeat_interval=self.heartbeat_interval,
+        )
+        await conn.replay(encode_event(hello))
+        if since_seq is None or gap:
+            if since_seq is not None:
+                await conn.replay(
+                    encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
+                )
+            conn.end_replay(last_seq)
+            return
+        cursor, replayed = since_seq, 0
+        while True:
+            page = await self.messages.delivered_after(user.id, cursor, REPLAY_PAGE)
+            for message in page:
+                await conn.replay(encode_event(render.message(message)))
+            replayed += len(page)
+            if page:
+                cursor = page[-1].seq
+            if len(page) < REPLAY_PAGE:
+                break
+        # Read after the last page: any message up to here that the pages missed was
+        # committed after they were read, so it is among the held live frames.
+        last_seq = max(await self.messages.last_seq(), cursor)
+        conn.end_replay(cursor)
+        conn.push(encode_event(Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)))

@@ -1,0 +1,35 @@
+"""The Alembic migrations are the schema; the query-building tables must match them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.tables import metadata
+
+
+async def test_migrated_schema_matches_the_table_objects(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}")
+    await db.migrate()
+
+    def diff(conn: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    await db.close()
+    assert {"users", "messages", "receipts", "read_states", "counters"} <= tables
+
+
+async def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
+    for _ in range(2):
+        db = Database(url)
+        await db.migrate()
+        await db.close()
