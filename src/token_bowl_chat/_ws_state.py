@@ -1,0 +1,189 @@
+"""The WebSocket client's bookkeeping, free of I/O: URLs, backoff, request matching,
+duplicate suppression, typing expiry and error-frame mapping. ``websocket.py`` drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from token_bowl_chat.exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TokenBowlError,
+    ValidationError,
+)
+from token_bowl_chat.protocol.errors import ErrorCode
+
+_HTTP_TO_WS = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+
+
+def websocket_url(base_url: str, since_seq: int | None = None) -> str:
+    """``ws(s)://host[/prefix]/ws``, from an http(s) or ws(s) base URL (``/ws`` optional)."""
+    parts = urlsplit(base_url.strip())
+    scheme = _HTTP_TO_WS.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s):// or ws(s):// URL: {base_url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/ws"):
+        path += "/ws"
+    query = urlencode({"since_seq": since_seq}) if since_seq is not None else ""
+    return urlunsplit((scheme, parts.netloc, path, query, ""))
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: somewhere in [d/2, d], d = min(maximum, initial·2^n).
+
+    The jitter spreads out clients that all lost the same server at the same moment.
+    """
+    ceiling = min(maximum, initial * 2.0 ** min(attempt, 30))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+_ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
+    ErrorCode.AUTHENTICATION_REQUIRED: AuthenticationError,
+    ErrorCode.PERMISSION_DENIED: PermissionDeniedError,
+    ErrorCode.ADMIN_REQUIRED: PermissionDeniedError,
+    ErrorCode.NOT_FOUND: NotFoundError,
+    ErrorCode.USER_NOT_FOUND: NotFoundError,
+    ErrorCode.MESSAGE_NOT_FOUND: NotFoundError,
+    ErrorCode.USERNAME_TAKEN: ConflictError,
+    ErrorCode.RATE_LIMITED: RateLimitError,
+    ErrorCode.RECIPIENT_IS_VIEWER: BadRequestError,
+    ErrorCode.INVALID_TIMESTAMP: BadRequestError,
+    ErrorCode.INVALID_ID: BadRequestError,
+    ErrorCode.INTERNAL_ERROR: ServerError,
+}
+
+
+def error_from_frame(frame: dict[str, Any]) -> TokenBowlError:
+    """The exception an ``error`` frame stands for, by its stable ``code``.
+
+    Input problems (missing field, bad frame, too long) are ``ValidationError``; an upstream
+    server's frame has no code and becomes a plain ``TokenBowlError``.
+    """
+    message = str(frame.get("error") or "Unknown error")
+    code = frame.get("code") if isinstance(frame.get("code"), str) else None
+    if code is None:
+        return TokenBowlError(message, detail=message)
+    cls = _ERRORS_BY_CODE.get(code)
+    if cls is None:
+        cls = ValidationError if code != "unknown" else TokenBowlError
+    return cls(message, code=code, detail=message)
+
+
+@dataclass
+class Pending:
+    request_id: str
+    frame: dict[str, Any]
+    future: asyncio.Future[dict[str, Any]]
+    resend: bool  # safe to send again on a new connection
+
+
+@dataclass
+class PendingRequests:
+    """Requests waiting for a reply. A reply that echoes ``request_id`` resolves its request;
+    one without (an upstream server) resolves the oldest, because a server answers one
+    connection's frames in order."""
+
+    _by_id: OrderedDict[str, Pending] = field(default_factory=OrderedDict)
+
+    def add(self, pending: Pending) -> None:
+        self._by_id[pending.request_id] = pending
+
+    def discard(self, request_id: str) -> None:
+        self._by_id.pop(request_id, None)
+
+    def resolve(self, frame: dict[str, Any]) -> bool:
+        """Hand ``frame`` to the request it answers. False when none is waiting for it."""
+        request_id = frame.get("request_id")
+        if request_id is not None:
+            pending = self._by_id.pop(str(request_id), None)
+        elif self._by_id:
+            _, pending = self._by_id.popitem(last=False)
+        else:
+            pending = None
+        if pending is None or pending.future.done():
+            return False
+        pending.future.set_result(frame)
+        return True
+
+    def __iter__(self) -> Iterator[Pending]:
+        return iter(list(self._by_id.values()))
+
+    def fail_all(self, error: Exception) -> None:
+        for pending in self:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        self._by_id.clear()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+class RecentIds:
+    """The last ``size`` message ids seen, to drop a message delivered twice."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, message_id: str) -> bool:
+        if message_id in self._ids:
+            return False
+        self._ids[message_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+
+TypingKey = tuple[str, str | None]  # (typist, target username or None for the room)
+
+
+class TypingState:
+    """Who is typing, as this client saw it. Entries expire by themselves after ``timeout``
+    seconds without a renewal, even if the server's stop never arrives."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._until: dict[TypingKey, float] = {}
+
+    def start(self, key: TypingKey, now: float) -> bool:
+        """Returns True when ``key`` was not typing before."""
+        new = key not in self._until
+        self._until[key] = now + self.timeout
+        return new
+
+    def stop(self, key: TypingKey) -> bool:
+        return self._until.pop(key, None) is not None
+
+    def stop_typist(self, username: str, target: str | None) -> list[TypingKey]:
+        """A message from ``username`` to ``target`` ends that indicator."""
+        key = (username, target)
+        return [key] if self.stop(key) else []
+
+    def expire(self, now: float) -> list[TypingKey]:
+        gone = [key for key, until in self._until.items() if until <= now]
+        for key in gone:
+            del self._until[key]
+        return gone
+
+    def next_deadline(self) -> float | None:
+        return min(self._until.values(), default=None)
+
+    def users(self) -> frozenset[str]:
+        return frozenset(typist for typist, _ in self._until)
+
+    def clear(self) -> list[TypingKey]:
+        gone = list(self._until)
+        self._until.clear()
+        return gone

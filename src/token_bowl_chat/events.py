@@ -1,0 +1,106 @@
+"""Typed events of a :class:`~token_bowl_chat.TokenBowlWebSocket`, for ``async for`` consumers.
+
+    async for event in ws.events():
+        match event:
+            case MessageEvent(message=msg):
+                print(msg.from_username, msg.content)
+            case TypingEvent(username=who, to_username=None):
+                print(who, "is typing in the room")
+
+Each event corresponds to one callback of the constructor, with the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from token_bowl_chat.protocol.models import MessageResponse, UnreadCountResponse
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """A room message or a DM for you (``on_message``). Each message id appears once."""
+
+    message: MessageResponse
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceiptEvent:
+    """Someone read a message you sent (``on_read_receipt``)."""
+
+    message_id: str
+    read_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadCountEvent:
+    """An unread count arrived (``on_unread_count``)."""
+
+    count: UnreadCountResponse
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent:
+    """``username`` is typing to the room (``to_username`` is ``None``) or to a user."""
+
+    username: str
+    to_username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TypingStoppedEvent:
+    """``username`` stopped typing: sent the message, went quiet, or disconnected
+    (``on_typing_stopped``)."""
+
+    username: str
+    to_username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedEvent:
+    """The connection is up (``on_connect``). ``resumed``: a reconnect that replayed what was
+    missed, so no message was lost in between."""
+
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectedEvent:
+    """The connection dropped or was closed (``on_disconnect``). ``will_reconnect`` tells
+    whether the client is about to try again."""
+
+    code: int | None = None
+    reason: str = ""
+    will_reconnect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """Something went wrong that no call could raise to you (``on_error``): an error frame for
+    a mark or typing request, a callback that raised, a frame that could not be read."""
+
+    error: Exception
+
+
+Event = (
+    MessageEvent
+    | ReadReceiptEvent
+    | UnreadCountEvent
+    | TypingEvent
+    | TypingStoppedEvent
+    | ConnectedEvent
+    | DisconnectedEvent
+    | ErrorEvent
+)
+
+__all__ = [
+    "ConnectedEvent",
+    "DisconnectedEvent",
+    "ErrorEvent",
+    "Event",
+    "MessageEvent",
+    "ReadReceiptEvent",
+    "TypingEvent",
+    "TypingStoppedEvent",
+    "UnreadCountEvent",
+]
