@@ -14,6 +14,7 @@ class TcpProxy:
         self.drops = 0
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._accepted: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -24,19 +25,21 @@ class TcpProxy:
         return f"http://127.0.0.1:{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._accepted.add(writer)
+        up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        link = (writer, up_writer)
-        self._links.add(link)
-        try:
+            link = (writer, up_writer)
+            self._links.add(link)
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        except OSError:
+            pass  # the target is down (restarting): the client sees a reset
         finally:
-            self._links.discard(link)
-            for end in link:
-                end.transport.abort()
+            self._accepted.discard(writer)
+            self._links.discard((writer, up_writer))  # type: ignore[arg-type]
+            writer.transport.abort()
+            if up_writer is not None:
+                up_writer.transport.abort()
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -55,6 +58,8 @@ class TcpProxy:
 
     async def close(self) -> None:
         self.drop_all()
+        for writer in list(self._accepted):
+            writer.transport.abort()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

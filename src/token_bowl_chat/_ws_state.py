@@ -103,12 +103,16 @@ class PendingRequests:
     def discard(self, request_id: str) -> None:
         self._by_id.pop(request_id, None)
 
-    def resolve(self, frame: dict[str, Any]) -> bool:
-        """Hand ``frame`` to the request it answers. False when none is waiting for it."""
+    def resolve(self, frame: dict[str, Any], in_order: bool) -> bool:
+        """Hand ``frame`` to the request it answers. False when none is waiting for it.
+
+        ``in_order``: the server does not echo ids (upstream), so a frame without one answers
+        the oldest request. Otherwise such a frame is a push, not a reply.
+        """
         request_id = frame.get("request_id")
         if request_id is not None:
             pending = self._by_id.pop(str(request_id), None)
-        elif self._by_id:
+        elif in_order and self._by_id:
             _, pending = self._by_id.popitem(last=False)
         else:
             pending = None

@@ -415,6 +415,18 @@ class TokenBowlWebSocket:
             raise NetworkError(f"Connection failed with status {status}") from exc
         except (OSError, InvalidHandshake, builtins.TimeoutError) as exc:
             raise NetworkError(f"Failed to connect: {exc}") from exc
+        try:
+            early = await self._greet(ws)
+        except BaseException:
+            ws.transport.abort()  # never leave a half-opened socket behind, even if cancelled
+            raise
+        self._ws = ws
+        self._connected = True
+        self._online.set()
+        return early
+
+    async def _greet(self, ws: ClientConnection) -> list[str]:
+        """Read the server's hello, which tells our server from an upstream one."""
         early: list[str] = []
         try:
             first = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
@@ -435,9 +447,6 @@ class TokenBowlWebSocket:
             else:
                 self._supports_resume = False
                 early.append(text)
-        self._ws = ws
-        self._connected = True
-        self._online.set()
         return early
 
     async def _run(self, early: list[str]) -> None:
@@ -572,7 +581,7 @@ class TokenBowlWebSocket:
     def _on_reply(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "unread_count":
             self._emit(UnreadCountEvent(UnreadCountResponse.model_validate(frame)))
-        if self._pending.resolve(frame):
+        if self._pending.resolve(frame, in_order=not self._supports_resume):
             return
         if frame.get("type") == "error":
             self._emit(ErrorEvent(error_from_frame(frame)))

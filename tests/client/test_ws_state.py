@@ -52,11 +52,12 @@ async def test_pending_matches_by_id_else_oldest_first() -> None:
     futures = [loop.create_future() for _ in range(3)]
     for i, future in enumerate(futures):
         table.add(Pending(f"c{i}", {}, future, resend=True))
-    assert table.resolve({"type": "x", "request_id": "c2"})
+    assert table.resolve({"type": "x", "request_id": "c2"}, in_order=False)
     assert futures[2].result()["request_id"] == "c2"
-    assert table.resolve({"type": "upstream reply"})  # no id: the oldest waiting
+    assert not table.resolve({"type": "a push"}, in_order=False)  # our server: not a reply
+    assert table.resolve({"type": "upstream reply"}, in_order=True)  # no id: the oldest
     assert futures[0].done() and not futures[1].done()
-    assert not table.resolve({"type": "y", "request_id": "unknown"})
+    assert not table.resolve({"type": "y", "request_id": "unknown"}, in_order=False)
     table.fail_all(exc.NetworkError("gone"))
     with pytest.raises(exc.NetworkError):
         futures[1].result()

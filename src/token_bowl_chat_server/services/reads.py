@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.events import ReadReceipt, encode_event
+from token_bowl_chat.protocol.events import ReadReceipt, UnreadCount, encode_event
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound
 from token_bowl_chat_server.domain.permissions import can_see
@@ -16,7 +14,9 @@ from token_bowl_chat_server.storage.reads import NewlyRead
 
 
 class ReadService:
-    """Every way of marking read tells the author, REST and WebSocket, single and bulk."""
+    """Every way of marking read tells the author, REST and WebSocket, single and bulk, and
+    sends the reader's new unread counts to all the reader's connections, so every device of
+    theirs shows the same numbers (upstream never pushed counts, gap 13)."""
 
     def __init__(
         self,
@@ -50,16 +50,16 @@ class ReadService:
             raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
         now = self.clock()
         if await self.reads.mark_read(user.id, message, now):
-            self._tell_authors(user, [NewlyRead(message.id, message.from_user_id)], now)
+            await self._after_marking(user, [NewlyRead(message.id, message.from_user_id)], now)
 
     async def mark_all_read(self, user: User) -> int:
         newly = await self.reads.mark_all_read(user.id)
-        self._tell_authors(user, newly, self.clock())
+        await self._after_marking(user, newly, self.clock())
         return len(newly)
 
     async def mark_room_read(self, user: User) -> int:
         newly = await self.reads.mark_room_read(user.id)
-        self._tell_authors(user, newly, self.clock())
+        await self._after_marking(user, newly, self.clock())
         return len(newly)
 
     async def mark_direct_read(self, user: User, from_username: str | None) -> int:
@@ -70,10 +70,12 @@ class ReadService:
             raise NotFound(f"User {from_username} not found", ErrorCode.USER_NOT_FOUND)
         now = self.clock()
         newly = await self.reads.mark_direct_read(user.id, sender.id, now)
-        self._tell_authors(user, newly, now)
+        await self._after_marking(user, newly, now)
         return len(newly)
 
-    def _tell_authors(self, reader: User, newly: Iterable[NewlyRead], now: int) -> None:
+    async def _after_marking(self, reader: User, newly: list[NewlyRead], now: int) -> None:
+        if not newly:
+            return  # nothing changed: no receipts, same counts
         read_at = iso(now)
         for item in newly:
             if item.author_id is None or item.author_id == reader.id:
@@ -82,3 +84,10 @@ class ReadService:
                 message_id=item.message_id, read_by=reader.username, read_at=read_at
             )
             self.publisher.publish(Users(frozenset({item.author_id})), encode_event(frame))
+        counts = await self.reads.unread_counts(reader.id)
+        pushed = UnreadCount(
+            unread_room_messages=counts.room,
+            unread_direct_messages=counts.direct,
+            total_unread=counts.total,
+        )
+        self.publisher.publish(Users(frozenset({reader.id})), encode_event(pushed))
