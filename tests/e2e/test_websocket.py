@@ -313,3 +313,29 @@ async def test_renamed_user_sends_under_the_new_name(live_server: LiveServer) ->
     await a.recv_until(lambda f: f.get("id") == dm["id"])
     await a.close()
     await b.close()
+
+
+async def test_marking_pushes_the_new_counts_to_every_connection_of_the_reader(
+    live_server: LiveServer,
+) -> None:
+    alice, bob = live_server.register(), live_server.register()
+    a = await connect(live_server, alice)
+    b1, b2 = await connect(live_server, bob), await connect(live_server, bob)
+    await b1.request({"type": "mark_all_read"})
+    msg = (await a.request({"content": "count me", "to_username": bob.username}))["message"]
+    with rest(live_server, bob) as http:
+        assert http.post(f"/messages/{msg['id']}/read").status_code == 204
+    for device in (b1, b2):
+        pushed = await device.recv_until(
+            lambda f: (
+                f.get("type") == "unread_count"
+                and "request_id" not in f
+                and f["unread_direct_messages"] == 0
+            )
+        )
+        assert pushed["total_unread"] == 0
+    # Nothing newly read, nothing pushed.
+    await b1.request({"type": "mark_all_read"})
+    await b2.expect_silence(0.3, lambda f: f.get("type") == "unread_count")
+    for client in (a, b1, b2):
+        await client.close()
