@@ -11,10 +11,11 @@ calls :meth:`WebhookService.enqueue`, which never blocks and never does I/O:
   MessageResponse, as upstream sends), so every target gets the same bytes, encoded once.
   Headers: ``Content-Type: application/json``, ``User-Agent: token-bowl-chat-server/<v>`` and,
   when a secret is configured, ``X-Token-Bowl-Signature: sha256=<hex HMAC of the body>``.
-* **Targets** are resolved by the worker, not the sender: one read of the chat users for a
-  room message, one primary-key read for a DM (none for a DM to oneself). A cache of webhook
-  URLs would need every profile, role and deletion path to invalidate it; a read that runs
-  after the message was committed is always current and costs the sender nothing. Rules:
+* **Targets** are resolved by the worker, not the sender: one indexed read of the users that
+  have a webhook for a room message, one primary-key read for a DM (none for a DM to
+  oneself). A cache of webhook URLs would need every profile, role and deletion path to
+  invalidate it; a read that runs after the message was committed is always current and
+  costs the sender nothing. Rules:
   :func:`~token_bowl_chat_server.domain.webhook_policy.webhook_targets`.
 * **Attempts.** Up to ``attempts`` tries per target, each bounded by ``timeout`` seconds in
   total (connect to response headers; the response body is never read), waiting ``backoff``,
@@ -66,7 +67,7 @@ class WebhookDirectory(Protocol):
     """The part of the user store that target resolution reads."""
 
     async def by_id(self, user_id: str) -> User | None: ...
-    async def list_chat_users(self) -> list[User]: ...
+    async def with_webhooks(self) -> list[User]: ...
 
 
 @dataclass
@@ -212,7 +213,7 @@ class WebhookService:
 
     async def _targets(self, message: Message) -> list[WebhookTarget]:
         if message.is_room:
-            candidates = await self.users.list_chat_users()
+            candidates = await self.users.with_webhooks()
         elif message.to_user_id is None or message.to_user_id == message.from_user_id:
             candidates = []
         else:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -50,6 +51,14 @@ users = Table(
     Column("emoji", String(32), nullable=True),
     Column("created_by_id", String(36), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Partial: only the few users with a webhook are indexed, so room messages find their
+    # webhook targets without reading every account.
+    Index(
+        "ix_users_webhook",
+        "id",
+        sqlite_where=text("webhook_url IS NOT NULL"),
+        postgresql_where=text("webhook_url IS NOT NULL"),
+    ),
 )
 
 read_states = Table(

@@ -108,6 +108,14 @@ class SqlUserStore:
             )
             return [_user(row) for row in rows.mappings()]
 
+    async def with_webhooks(self) -> list[User]:
+        """Users with a webhook URL (any role; the caller applies the delivery rules)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(*_USER_COLUMNS).where(users.c.webhook_url.is_not(None))
+            )
+            return [_user(row) for row in rows.mappings()]
+
     async def by_ids(self, user_ids: Sequence[str]) -> dict[str, User]:
         if not user_ids:
             return {}

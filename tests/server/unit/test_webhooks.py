@@ -78,9 +78,9 @@ class Directory:
         self.reads += 1
         return self.users.get(user_id)
 
-    async def list_chat_users(self) -> list[User]:
+    async def with_webhooks(self) -> list[User]:
         self.reads += 1
-        return [u for u in self.users.values() if not u.is_viewer]
+        return [u for u in self.users.values() if u.webhook_url is not None]
 
 
 class Recorder:
