@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -336,3 +337,23 @@ async def test_marking_pushes_the_new_counts_to_every_connection_of_the_reader(
     await b2.expect_silence(0.3, lambda f: f.get("type") == "unread_count")
     for client in (a, b1, b2):
         await client.close()
+
+
+async def test_metrics_count_what_happened(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server()
+    alice, bob = server.register(), server.register()
+    a, b = await connect(server, alice), await connect(server, bob)
+    for i in range(3):
+        await a.request({"content": f"m{i}"})
+    text = httpx.get(f"{server.http_url}/metrics").text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["tbc_connections"] == 2 and values["tbc_online_users"] == 2
+    assert values["tbc_messages_stored_total"] == 3
+    assert 1 <= values["tbc_message_commits_total"] <= 3
+    assert values["tbc_frames_delivered_total"] >= 3  # bob got each message
+    await a.close()
+    await b.close()

@@ -72,6 +72,8 @@ class MessageService:
         self.webhooks = webhooks
         self.limiter = limiter
         self.monotonic = monotonic
+        self.stored = 0  # messages stored since start (retries of a stored one not counted)
+        self.commits = 0  # transactions those took: stored / commits is the group-commit size
         self._writer: Batcher[NewMessage, Appended] = Batcher(self._commit_and_publish, max_batch)
 
     async def send(
@@ -124,10 +126,12 @@ class MessageService:
 
     async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended]:
         results = await self.messages.append_batch(batch)
+        self.commits += 1
         # Published here, in seq order, before any caller resumes: every connection receives
         # messages in the order they were stored.
         for result in results:
             if result.created:
+                self.stored += 1
                 msg = result.message
                 text = encode_event(render.message(msg))
                 self.publisher.publish(audience_of(msg), text, msg.seq)

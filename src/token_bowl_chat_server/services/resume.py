@@ -33,6 +33,9 @@ class ResumeService:
     def __init__(self, messages: MessageStore, heartbeat_interval: float) -> None:
         self.messages = messages
         self.heartbeat_interval = heartbeat_interval
+        self.resumes = 0  # connections that resumed from a seq
+        self.replayed = 0  # messages those replays sent
+        self.gaps = 0  # resume points the server did not know
 
     async def start(self, user: User, conn: ReplayTarget, since_seq: int | None) -> None:
         """Send the opening frames. ``conn`` must already be registered for live delivery and
@@ -50,6 +53,7 @@ class ResumeService:
         await conn.replay(encode_event(hello))
         if since_seq is None or gap:
             if since_seq is not None:
+                self.gaps += 1
                 await conn.replay(
                     encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
                 )
@@ -65,6 +69,8 @@ class ResumeService:
                 cursor = page[-1].seq
             if len(page) < REPLAY_PAGE:
                 break
+        self.resumes += 1
+        self.replayed += replayed
         # Read after the last page: any message up to here that the pages missed was
         # committed after they were read, so it is among the held live frames.
         last_seq = max(await self.messages.last_seq(), cursor)
