@@ -16,14 +16,9 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import Account, LiveServer
+from tests.waiting import eventually
 from token_bowl_chat import TokenBowlWebSocket
 from token_bowl_chat.models import MessageResponse, UnreadCountResponse
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ document (websocket-features.md), with the improvements: replies, async callback
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import Account, LiveServer
+from tests.waiting import eventually
 from token_bowl_chat import (
     AuthenticationError,
     NetworkError,
@@ -28,12 +28,6 @@ from token_bowl_chat.events import (
     UnreadCountEvent,
 )
 from token_bowl_chat.models import MessageResponse, UnreadCountResponse
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 def client(server: LiveServer, account: Account, **kwargs: Any) -> TokenBowlWebSocket:

@@ -7,15 +7,9 @@ from collections.abc import Callable
 
 from tests.conftest import LiveServer
 from tests.tcpproxy import TcpProxy
+from tests.waiting import eventually
 from token_bowl_chat import AsyncTokenBowlClient, NetworkError, TokenBowlWebSocket
 from token_bowl_chat.models import MessageResponse
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 async def test_receiver_sees_each_message_once_across_drops_and_a_server_restart(
@@ -55,17 +49,17 @@ async def test_receiver_sees_each_message_once_across_drops_and_a_server_restart
 
     async def chaos() -> None:
         for threshold in (120, 300):
-            await wait_for(lambda t=threshold: len(seen) >= t, 30, "stream stalled")
+            await eventually(lambda t=threshold: len(seen) >= t, 30, "stream stalled")
             proxy.drop_all()
-        await wait_for(lambda: len(seen) >= 450, 30, "stream stalled")
+        await eventually(lambda: len(seen) >= 450, 30, "stream stalled")
         await asyncio.to_thread(server.proc.stop)  # SIGTERM: the server closes with 1012
         await asyncio.to_thread(server.proc.start)
         for threshold in (650, 850):
-            await wait_for(lambda t=threshold: len(seen) >= t, 30, "stream stalled")
+            await eventually(lambda t=threshold: len(seen) >= t, 30, "stream stalled")
             proxy.drop_all()
 
     await asyncio.gather(stream(), chaos())
-    await wait_for(lambda: len(seen) >= total, 30, f"only {len(seen)} of {total} arrived")
+    await eventually(lambda: len(seen) >= total, 30, f"only {len(seen)} of {total} arrived")
     await asyncio.sleep(0.2)  # anything extra would be a duplicate
     assert seen == [f"n{i}" for i in range(total)]
     assert proxy.drops == 4
@@ -97,7 +91,7 @@ async def test_a_send_interrupted_by_a_drop_is_stored_once(
         proxy.drop_all()  # some sends are in flight, some not yet written
         stored = await asyncio.gather(*sends)
         assert [m.content for m in stored] == [f"m{i}" for i in range(20)]
-        await wait_for(lambda: len(received) >= 20, 10, "deliveries missing")
+        await eventually(lambda: len(received) >= 20, 10, "deliveries missing")
         await asyncio.sleep(0.2)
         assert sorted(m.id for m in received) == sorted(m.id for m in stored)
         assert b.is_connected

@@ -53,7 +53,6 @@ class Connection:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
         self._held: list[tuple[int | None, str]] | None = None
         self._held_limit = outbox_size
 
@@ -125,7 +124,6 @@ class Connection:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(_CLOSE_TIMEOUT):
                 await self.transport.close(code, reason)
-        self._closed.set()
 
     async def _write_loop(self) -> None:
         try:
