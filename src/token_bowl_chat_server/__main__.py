@@ -1,4 +1,5 @@
-"""Start the server: ``python -m token_bowl_chat_server`` or ``token-bowl-chat serve``.
+"""Start the server: ``python -m token_bowl_chat_server`` (``token-bowl serve`` calls
+:func:`serve` too).
 
 The only place :class:`Settings` is instantiated.
 """
@@ -6,7 +7,6 @@ The only place :class:`Settings` is instantiated.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 import uvicorn
@@ -57,15 +57,6 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-
-
-def cli(argv: Sequence[str] | None = None) -> None:
-    """``token-bowl-chat serve [options]``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] != "serve":
-        print("usage: token-bowl-chat serve [--host H] [--port P] [--database-url URL]")
-        raise SystemExit(2)
-    serve(args[1:], prog="token-bowl-chat serve")
 
 
 if __name__ == "__main__":
