@@ -6,6 +6,7 @@ from token_bowl_chat.protocol.models import (
     ROOM_DESCRIPTION,
     MessageResponse,
     MessageType,
+    PaginationMetadata,
     PublicUserProfile,
     Role,
     UserProfileResponse,
@@ -37,6 +38,13 @@ def message(msg: Message) -> MessageResponse:
         ),
         timestamp=iso(msg.created_at),
         seq=msg.seq,
+    )
+
+
+def pagination(page_size: int, total: int, limit: int, offset: int) -> PaginationMetadata:
+    """``offset`` and ``limit`` echo the request; more remain when this page ends early."""
+    return PaginationMetadata(
+        total=total, offset=offset, limit=limit, has_more=offset + page_size < total
     )
 
 

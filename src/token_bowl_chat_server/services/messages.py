@@ -16,7 +16,6 @@ from token_bowl_chat_server.domain.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
-    RecipientIsViewer,
 )
 from token_bowl_chat_server.domain.permissions import can_see, check_can_send
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
@@ -24,6 +23,7 @@ from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.batching import Batcher
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserStore
+from token_bowl_chat_server.services.recipients import direct_recipient
 from token_bowl_chat_server.services.typing import TypingService
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
 
@@ -100,7 +100,7 @@ class MessageService:
             retry_after = self.limiter.take(sender.id, self.monotonic())
             if retry_after:
                 raise RateLimited(retry_after)
-        recipient = await self._recipient(to_username)
+        recipient = await direct_recipient(self.users, to_username)
         new = NewMessage(
             id=str(uuid.uuid4()),
             sender=sender,
@@ -111,18 +111,6 @@ class MessageService:
         )
         appended = await self._writer.submit(new)
         return appended.message
-
-    async def _recipient(self, to_username: str | None) -> User | None:
-        if to_username is None:
-            return None
-        if not to_username:
-            raise InvalidInput("Field 'to_username' must not be empty", ErrorCode.MISSING_FIELD)
-        recipient = await self.users.by_username(to_username)
-        if recipient is None:
-            raise NotFound(f"User {to_username} not found", ErrorCode.USER_NOT_FOUND)
-        if recipient.is_viewer:
-            raise RecipientIsViewer(f"Cannot send messages to viewer user {to_username}")
-        return recipient
 
     async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended]:
         results = await self.messages.append_batch(batch)

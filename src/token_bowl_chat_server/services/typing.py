@@ -6,15 +6,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Typing, TypingStopped, encode_event
 from token_bowl_chat_server.domain.entities import User, iso
-from token_bowl_chat_server.domain.errors import NotFound, RecipientIsViewer
 from token_bowl_chat_server.domain.permissions import check_can_send
 from token_bowl_chat_server.domain.typing import Key, TypingTracker
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import Publisher, UserStore
+from token_bowl_chat_server.services.recipients import direct_recipient
 
 
 def _audience(key: Key) -> Audience:
@@ -43,15 +42,8 @@ class TypingService:
     async def typing(self, user: User, to_username: str | None, connection_id: int) -> None:
         """``user`` is typing to the room or to ``to_username``. Raises like a send would."""
         check_can_send(user, direct=to_username is not None)
-        target_id: str | None = None
-        if to_username is not None:
-            recipient = await self.users.by_username(to_username)
-            if recipient is None:
-                raise NotFound(f"User {to_username} not found", ErrorCode.USER_NOT_FOUND)
-            if recipient.is_viewer:
-                raise RecipientIsViewer(f"Cannot send messages to viewer user {to_username}")
-            target_id = recipient.id
-        key: Key = (user.id, target_id)
+        recipient = await direct_recipient(self.users, to_username)
+        key: Key = (user.id, recipient.id if recipient else None)
         self._names[key] = (user.username, to_username)
         if self.tracker.start(key, connection_id, self.clock()):
             frame = Typing(

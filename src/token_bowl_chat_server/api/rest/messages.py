@@ -8,7 +8,6 @@ from token_bowl_chat.protocol.models import (
     MarkAllReadResponse,
     MessageResponse,
     PaginatedMessagesResponse,
-    PaginationMetadata,
     SendMessageRequest,
     UnreadCountResponse,
 )
@@ -25,9 +24,7 @@ def _page(
 ) -> PaginatedMessagesResponse:
     return PaginatedMessagesResponse(
         messages=[render.message(m) for m in messages],
-        pagination=PaginationMetadata(
-            total=total, offset=offset, limit=limit, has_more=offset + len(messages) < total
-        ),
+        pagination=render.pagination(len(messages), total, limit, offset),
     )
 
 

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from token_bowl_chat.protocol import commands as cmd
 from token_bowl_chat.protocol import events as ev
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.models import PaginationMetadata
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.domain.entities import Message
@@ -89,9 +88,7 @@ def _page(
     return ev.MessagesPage(
         type=kind,
         messages=_messages(messages),
-        pagination=PaginationMetadata(
-            total=total, offset=offset, limit=limit, has_more=offset + len(messages) < total
-        ),
+        pagination=render.pagination(len(messages), total, limit, offset),
         request_id=request_id,
     )
 
