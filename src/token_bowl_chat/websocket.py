@@ -562,8 +562,18 @@ class TokenBowlWebSocket:
         elif kind == "resumed":
             self._advance(int(frame["last_seq"]))
         elif kind == "resume_gap":
-            logger.warning("server cannot replay from seq %s", frame.get("requested_seq"))
+            # The server does not know our resume point (say, its database was replaced):
+            # nothing was replayed, so messages may be missing. Tell the application.
             self._last_seq = int(frame["last_seq"])
+            self._emit(
+                ErrorEvent(
+                    NetworkError(
+                        f"the server could not replay from seq {frame.get('requested_seq')}; "
+                        "messages sent while disconnected may be missing",
+                        code="resume_gap",
+                    )
+                )
+            )
         else:
             logger.debug("ignored frame %s", kind)
 

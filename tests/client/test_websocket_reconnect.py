@@ -96,3 +96,29 @@ async def test_a_send_interrupted_by_a_drop_is_stored_once(
         assert sorted(m.id for m in received) == sorted(m.id for m in stored)
         assert b.is_connected
     await proxy.close()
+
+
+async def test_an_unknown_resume_point_is_reported_to_on_error(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server()
+    proxy = TcpProxy(server.proc.port)
+    await proxy.start()
+    me = server.register()
+    errors: list[Exception] = []
+    connects: list[str] = []
+    ws = TokenBowlWebSocket(
+        api_key=me.api_key,
+        base_url=proxy.http_url,
+        on_error=errors.append,
+        on_connect=lambda: connects.append("up"),
+        reconnect_initial_delay=0.05,
+    )
+    await ws.connect()
+    ws._last_seq = 10**9  # as if the server's database had been replaced meanwhile
+    proxy.drop_all()
+    await eventually(lambda: len(errors) == 1 and len(connects) == 2, 10, "no gap reported")
+    assert isinstance(errors[0], NetworkError) and errors[0].code == "resume_gap"
+    assert ws.last_seq is not None and ws.last_seq < 10**9  # resynchronised to the server
+    await ws.disconnect()
+    await proxy.close()
