@@ -75,7 +75,12 @@ PONG = '{"type":"pong"}'
 # Content of every benchmark message: "bench;s=<sender>;i=<index>;t=<time_ns>;<padding>".
 CONTENT_RE = re.compile(r"bench;s=(\d+);i=(\d+);t=(\d+);")
 SEQ_RE = re.compile(r'"seq"\s*:\s*(\d+)')
-NO_RATE_LIMIT = {"TOKEN_BOWL_SEND_RATE": "1000000", "TOKEN_BOWL_SEND_BURST": "1000000"}
+NO_RATE_LIMIT = {
+    "TOKEN_BOWL_SEND_RATE": "1000000",
+    "TOKEN_BOWL_SEND_BURST": "1000000",
+    "TOKEN_BOWL_REGISTER_RATE": "1000000",
+    "TOKEN_BOWL_REGISTER_BURST": "1000000",
+}
 QUIET_SERVER = {"TOKEN_BOWL_LOG_LEVEL": "warning"}
 BUCKETS_PER_E = 100  # log-histogram resolution: bucket width ~1 % of the value
 LINE_LIMIT = 16 * 1024 * 1024  # worker result lines carry a histogram

@@ -50,6 +50,8 @@ class ServerProcess:
             # Tests send in bursts; the rate limit has a test of its own that lowers this.
             "TOKEN_BOWL_SEND_RATE": "100000",
             "TOKEN_BOWL_SEND_BURST": "100000",
+            "TOKEN_BOWL_REGISTER_RATE": "100000",
+            "TOKEN_BOWL_REGISTER_BURST": "100000",
             **self.extra_env,
         }
         log = self.log_path.open("ab")

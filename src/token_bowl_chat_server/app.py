@@ -60,7 +60,11 @@ async def build_services(settings: Settings) -> Services:
         settings=settings,
         db=db,
         hub=hub,
-        accounts=Accounts(user_store, hub),
+        accounts=Accounts(
+            user_store,
+            hub,
+            registrations=RateLimiter(settings.register_rate, settings.register_burst),
+        ),
         messages=MessageService(
             user_store,
             message_store,

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # Beyond it a send gets 429 / an error frame with code rate_limited.
     send_rate: float = Field(default=20.0, gt=0)
     send_burst: int = Field(default=200, ge=1)
+    # Registrations per client address: a bucket of register_burst refilled at register_rate
+    # per second (default: 20 at once, then one every 5 s). Beyond it: 429 rate_limited.
+    register_rate: float = Field(default=0.2, gt=0)
+    register_burst: int = Field(default=20, ge=1)
     # Messages committed in one database transaction under load (group commit).
     write_batch_max: int = Field(default=256, ge=1)
 

@@ -196,3 +196,18 @@ async def test_9_sends_beyond_the_rate_limit_get_429_and_an_error_frame(
     # The connection stays usable, and other users are not limited by bob's bucket.
     assert (await client.request({"type": "get_unread_count"}))["type"] == "unread_count"
     await client.close()
+
+
+def test_9_registrations_are_rate_limited_per_address(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(TOKEN_BOWL_REGISTER_RATE="0.01", TOKEN_BOWL_REGISTER_BURST="3")
+    replies = [
+        httpx.post(f"{server.http_url}/register", json={"username": f"r{i}"}) for i in range(4)
+    ]
+    assert [r.status_code for r in replies] == [201, 201, 201, 429]
+    assert replies[3].json()["code"] == "rate_limited" and "Retry-After" in replies[3].headers
+    # The refused attempt created nothing.
+    key = replies[0].json()["api_key"]
+    users = httpx.get(f"{server.http_url}/users", headers={"X-API-Key": key}).json()
+    assert sorted(u["username"] for u in users) == ["r0", "r1", "r2"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.errors import ErrorCode
@@ -17,8 +19,10 @@ from token_bowl_chat_server.domain.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    RateLimited,
 )
 from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
+from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import Sessions, UserStore
 
@@ -40,13 +44,32 @@ def _unauthenticated() -> NotAuthenticated:
 
 
 class Accounts:
-    def __init__(self, users: UserStore, sessions: Sessions, clock: WallClock = now_micros):
+    def __init__(
+        self,
+        users: UserStore,
+        sessions: Sessions,
+        clock: WallClock = now_micros,
+        registrations: RateLimiter | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.users = users
         self.sessions = sessions
         self.clock = clock
+        self.registrations = registrations
+        self.monotonic = monotonic
 
-    async def register(self, request: UserRegistration) -> tuple[User, str]:
-        """Create an account. Returns it with its plaintext key, which is never shown again."""
+    async def register(
+        self, request: UserRegistration, client: str | None = None
+    ) -> tuple[User, str]:
+        """Create an account. Returns it with its plaintext key, which is never shown again.
+
+        ``client`` (the caller's address) is rate limited: raises ``RateLimited`` when one
+        address registers faster than the configured rate.
+        """
+        if self.registrations is not None and client is not None:
+            retry_after = self.registrations.take(client, self.monotonic())
+            if retry_after:
+                raise RateLimited(retry_after)
         role = request.resolved_role()
         if role is Role.BOT:
             raise InvalidInput(

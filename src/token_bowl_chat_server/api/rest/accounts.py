@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from token_bowl_chat.protocol.errors import ErrorCode
@@ -13,8 +13,11 @@ router = APIRouter(tags=["accounts"])
 
 
 @router.post("/register", status_code=201)
-async def register(body: UserRegistration, services: ServicesDep) -> UserRegistrationResponse:
-    user, api_key = await services.accounts.register(body)
+async def register(
+    body: UserRegistration, request: Request, services: ServicesDep
+) -> UserRegistrationResponse:
+    client = request.client.host if request.client else None
+    user, api_key = await services.accounts.register(body, client)
     return UserRegistrationResponse(
         id=user.id,
         username=user.username,
