@@ -126,6 +126,12 @@ class SqlMessageStore:
         makes them commit in order. Unread counters move in the same transaction.
         """
         async with self.db.write() as conn:
+            if any(new.client_message_id for new in batch):
+                # Take the counter row lock before looking for earlier sends, so a retry in
+                # a concurrent transaction (PostgreSQL) waits and then sees the first one.
+                await conn.execute(
+                    select(counters.c.last_seq).where(counters.c.id == 1).with_for_update()
+                )
             existing = await self._existing_by_client_id(conn, batch)
             fresh: list[NewMessage] = []
             claimed: dict[tuple[str, str], NewMessage] = {}
