@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest pytest-postgresql postgresql bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,21 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -W error
 
-test: lint typecheck pytest
+# The same suite again with every server on a throwaway PostgreSQL cluster.
+pytest-postgresql: $(STAMP) postgresql
+	$(BIN)/pytest -W error --database postgresql
+
+# Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "PostgreSQL server binaries are missing: sudo apt-get install postgresql"; exit 1; \
+	  fi; \
+	fi
+
+test: lint typecheck pytest pytest-postgresql
 
 bench: $(STAMP)
 	$(BIN)/python bench/fanout.py --sweep 50,200,500

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.pgcluster import PostgresCluster
 from tests.serverproc import ServerProcess
 
 
@@ -38,13 +39,52 @@ class LiveServer:
         return Account(id=body["id"], username=body["username"], api_key=body["api_key"])
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the database every server under test uses (postgresql: a throwaway cluster)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--database") == "sqlite":
+        return
+    # Tests that inspect SQLite files have nothing to look at on PostgreSQL.
+    keep = [item for item in items if "sqlite_only" not in item.keywords]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
+NewDatabase = Callable[[Path], str | None]
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One real uvicorn server for the session, on a free 127.0.0.1 port and a fresh SQLite file.
+def new_database(request: pytest.FixtureRequest) -> Iterator[NewDatabase]:
+    """``new_database(data_dir)``: the URL of a fresh database for one server (``None``: the
+    server's default SQLite file in ``data_dir``)."""
+    if request.config.getoption("--database") == "sqlite":
+        yield lambda _data_dir: None
+        return
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield lambda _data_dir: cluster.create_database()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, new_database: NewDatabase
+) -> Iterator[LiveServer]:
+    """One real uvicorn server for the session, on a free 127.0.0.1 port and a fresh database.
 
     Tests share it, so each must register its own users (``live_server.register()``).
     """
-    proc = ServerProcess(tmp_path_factory.mktemp("server"))
+    data_dir = tmp_path_factory.mktemp("server")
+    proc = ServerProcess(data_dir, database_url=new_database(data_dir))
     proc.start()
     try:
         yield LiveServer(proc)
@@ -53,14 +93,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def make_server(tmp_path: Path, new_database: NewDatabase) -> Iterator[Callable[..., LiveServer]]:
     """Start servers of the test's own (settings as env vars), for tests that restart, kill
     or reconfigure them. Every one started is stopped at the end of the test."""
     started: list[ServerProcess] = []
 
     def start(**env: str) -> LiveServer:
-        proc = ServerProcess(tmp_path / f"server{len(started)}", env=env)
-        proc.data_dir.mkdir()
+        data_dir = tmp_path / f"server{len(started)}"
+        data_dir.mkdir()
+        proc = ServerProcess(data_dir, env=env, database_url=new_database(data_dir))
         started.append(proc)
         proc.start()
         return LiveServer(proc)

@@ -23,8 +23,11 @@ def free_port() -> int:
 class ServerProcess:
     """One ``python -m token_bowl_chat_server`` child. Stop it only through this object."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, database_url: str | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url or f"sqlite+aiosqlite:///{data_dir / 'chat.db'}"
         self.port = free_port()
         self.log_path = data_dir / "server.log"
         self.extra_env = env or {}
@@ -37,10 +40,6 @@ class ServerProcess:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.data_dir / 'chat.db'}"
 
     def start(self, timeout: float = 20.0) -> None:
         env = {

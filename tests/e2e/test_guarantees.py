@@ -158,6 +158,7 @@ async def test_5_unread_counts_stay_exact_under_concurrent_sends_and_reads(
         await client.close()
 
 
+@pytest.mark.sqlite_only
 async def test_9_api_keys_are_stored_hashed_and_never_logged(
     make_server: Callable[..., LiveServer],
 ) -> None:

@@ -465,11 +465,23 @@ def test_direct_message_shape(client: httpx.Client, live_server: LiveServer) -> 
 
 def test_content_is_stored_verbatim(client: httpx.Client, live_server: LiveServer) -> None:
     sender = live_server.register()
-    content = '  🏈 "quotes" \\ <script>\n\ttabs\u0000nul é 日本  '
+    content = '  🏈 "quotes" \\ <script>\n\ttabs\u0001ctl é 日本  '
     msg = send(client, sender, content)
     assert msg["content"] == content
     resp = client.get(f"/messages/{msg['id']}", headers=auth(sender))
     assert resp.json()["content"] == content
+
+
+def test_nul_characters_are_refused_on_every_database(
+    client: httpx.Client, live_server: LiveServer
+) -> None:
+    """PostgreSQL cannot store NUL; rather than differ by backend, it is always a 422."""
+    sender = live_server.register()
+    for body in ({"content": "a\u0000b"}, {"content": "x", "to_username": "a\u0000"}):
+        resp = client.post("/messages", json=body, headers=auth(sender))
+        assert resp.status_code == 422 and resp.json()["code"] == "validation_error"
+    resp = client.post("/register", json={"username": "nul\u0000name"})
+    assert resp.status_code == 422
 
 
 def test_content_limit_counts_characters(client: httpx.Client, live_server: LiveServer) -> None:

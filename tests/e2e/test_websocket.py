@@ -208,6 +208,9 @@ async def test_history_and_people_frames(live_server: LiveServer) -> None:
         ('{"type": "get_messages", "since": "yesterday"}', "invalid_timestamp"),
         ('{"type": "get_user_profile"}', "missing_field"),
         ('{"type": "typing", "to_username": "no-such-user-x"}', "user_not_found"),
+        ('{"content": "nul \\u0000 inside"}', "invalid_frame"),
+        ('{"type": "mark_read", "message_id": "\\u0000"}', "invalid_frame"),
+        ('{"type": "mark_read", "message_id": "NOT-A-UUID"}', "message_not_found"),
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_connection_stays_usable(

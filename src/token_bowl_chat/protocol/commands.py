@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat.protocol.models import reject_nul
 
 RequestId = Annotated[str, Field(max_length=128)] | StrictInt
+# Client text that is stored or looked up: a JSON string without NUL characters.
+Str = Annotated[StrictStr, AfterValidator(reject_nul)]
 
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 1000
@@ -35,15 +38,15 @@ class Command(BaseModel):
 class SendMessage(Command):
     TYPE = "message"
     type: Literal["message"] = "message"
-    content: StrictStr | None = None
-    to_username: StrictStr | None = None
-    client_message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    content: Str | None = None
+    to_username: Str | None = None
+    client_message_id: Annotated[Str, Field(min_length=1, max_length=128)] | None = None
 
 
 class MarkRead(Command):
     TYPE = "mark_read"
     type: Literal["mark_read"] = "mark_read"
-    message_id: StrictStr | None = None
+    message_id: Str | None = None
 
 
 class MarkAllRead(Command):
@@ -59,7 +62,7 @@ class MarkRoomRead(Command):
 class MarkDirectRead(Command):
     TYPE = "mark_direct_read"
     type: Literal["mark_direct_read"] = "mark_direct_read"
-    from_username: StrictStr | None = None
+    from_username: Str | None = None
 
 
 class GetUnreadCount(Command):
@@ -75,13 +78,13 @@ class _Page(Command):
 class GetMessages(_Page):
     TYPE = "get_messages"
     type: Literal["get_messages"] = "get_messages"
-    since: StrictStr | None = None
+    since: Str | None = None
 
 
 class GetDirectMessages(_Page):
     TYPE = "get_direct_messages"
     type: Literal["get_direct_messages"] = "get_direct_messages"
-    since: StrictStr | None = None
+    since: Str | None = None
 
 
 class GetUnreadMessages(_Page):
@@ -107,13 +110,13 @@ class GetOnlineUsers(Command):
 class GetUserProfile(Command):
     TYPE = "get_user_profile"
     type: Literal["get_user_profile"] = "get_user_profile"
-    username: StrictStr | None = None
+    username: Str | None = None
 
 
 class Typing(Command):
     TYPE = "typing"
     type: Literal["typing"] = "typing"
-    to_username: StrictStr | None = None
+    to_username: Str | None = None
 
 
 class Pong(Command):

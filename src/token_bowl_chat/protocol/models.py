@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +37,18 @@ MAX_CONTENT_LENGTH = 10_000
 MAX_USERNAME_LENGTH = 50
 MAX_EMOJI_LENGTH = 10
 MAX_URL_LENGTH = 2083
+
+
+def reject_nul(value: str) -> str:
+    # Text is stored as-is, and PostgreSQL cannot store NUL characters: refuse them up front
+    # with a validation error rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(reject_nul)]
+"""A string without NUL characters: every client-supplied text that is stored or looked up."""
 
 ROOM_DESCRIPTION = "This is a message for the fantasy league's group chat."
 
@@ -114,9 +127,9 @@ class SendMessageRequest(_Wire):
     """``client_message_id`` (extension) makes a retried send idempotent: the same id from the
     same sender stores one message and returns it again."""
 
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
-    to_username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
-    client_message_id: str | None = Field(
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    to_username: Text | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    client_message_id: Text | None = Field(
         default=None, min_length=1, max_length=128, exclude_if=lambda v: v is None
     )
 
@@ -168,14 +181,14 @@ class UserSummary(_Wire):
 
 
 class UserRegistration(_Wire):
-    username: str = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
+    username: Text = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
     webhook_url: str | None = None
     logo: str | None = None
     role: Role | None = None
     viewer: bool = False
     admin: bool = False
     bot: bool = False
-    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
 
     _logo = field_validator("logo")(_check_logo)
     _url = field_validator("webhook_url")(_check_url)
@@ -242,7 +255,7 @@ class UpdateWebhookRequest(_Wire):
 
 
 class UpdateUsernameRequest(_Wire):
-    username: str = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
+    username: Text = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
 
 
 class LogoUpdateResponse(_Wire):
@@ -330,7 +343,7 @@ class AdminUpdateUserRequest(_Wire):
     viewer: bool | None = None
     admin: bool | None = None
     bot: bool | None = None
-    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
 
     _logo = field_validator("logo")(_check_logo)
     _url = field_validator("webhook_url")(_check_url)
@@ -373,7 +386,7 @@ class InviteUserResponse(_Wire):
 
 class CreateBotRequest(_Wire):
     username: str = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
-    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
     webhook_url: str | None = None
 
     _url = field_validator("webhook_url")(_check_url)
@@ -398,7 +411,7 @@ class BotProfileResponse(CreateBotResponse):
 class UpdateBotRequest(_Wire):
     """``PATCH /bots/{id}``. ``None`` means "unchanged"; neither field can be cleared."""
 
-    emoji: Annotated[str, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
+    emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
     webhook_url: str | None = None
 
     _url = field_validator("webhook_url")(_check_url)

@@ -17,6 +17,7 @@ from token_bowl_chat_server.domain.errors import (
     NotFound,
     RateLimited,
 )
+from token_bowl_chat_server.domain.ids import is_message_id
 from token_bowl_chat_server.domain.permissions import can_see, check_can_send
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
@@ -131,7 +132,7 @@ class MessageService:
 
     async def get(self, viewer: User, message_id: str) -> Message:
         """One message the caller may see; someone else's DM is reported as not found."""
-        message = await self.messages.by_id(message_id)
+        message = await self.messages.by_id(message_id) if is_message_id(message_id) else None
         if message is None or not can_see(viewer, message):
             raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
         return message

@@ -6,6 +6,7 @@ from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import ReadReceipt, UnreadCount, encode_event
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound
+from token_bowl_chat_server.domain.ids import is_message_id
 from token_bowl_chat_server.domain.permissions import can_see
 from token_bowl_chat_server.realtime.audience import Users
 from token_bowl_chat_server.services.clock import WallClock, now_micros
@@ -45,7 +46,7 @@ class ReadService:
         """Mark one message read; idempotent. Someone else's DM is "not found"."""
         if not message_id:
             raise InvalidInput("Missing message_id field", ErrorCode.MISSING_FIELD)
-        message = await self.messages.by_id(message_id)
+        message = await self.messages.by_id(message_id) if is_message_id(message_id) else None
         if message is None or not can_see(user, message):
             raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
         now = self.clock()

@@ -9,12 +9,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from tests.conftest import NewDatabase
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.tables import metadata
 
 
-async def test_migrated_schema_matches_the_table_objects(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}")
+async def test_migrated_schema_matches_the_table_objects(
+    tmp_path: Path, new_database: NewDatabase
+) -> None:
+    db = Database(new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}")
     await db.migrate()
 
     def diff(conn: Connection) -> list[object]:
@@ -27,8 +30,8 @@ async def test_migrated_schema_matches_the_table_objects(tmp_path: Path) -> None
     assert {"users", "messages", "receipts", "read_states", "counters"} <= tables
 
 
-async def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
+async def test_migrating_twice_is_harmless(tmp_path: Path, new_database: NewDatabase) -> None:
+    url = new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
     for _ in range(2):
         db = Database(url)
         await db.migrate()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NewDatabase
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import Message, User
 from token_bowl_chat_server.storage.database import Database
@@ -40,9 +41,11 @@ class Model:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_counters_match_the_model(tmp_path: Path, seed: int) -> None:
+async def test_counters_match_the_model(
+    tmp_path: Path, seed: int, new_database: NewDatabase
+) -> None:
     rng = random.Random(seed)
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'model.db'}")
+    db = Database(new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'model.db'}")
     await db.migrate()
     users_store, messages, reads = SqlUserStore(db), SqlMessageStore(db), SqlReadStore(db)
     users = []
