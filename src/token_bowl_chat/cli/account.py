@@ -5,6 +5,7 @@ the renderer."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -221,15 +222,7 @@ def set_logo(
         token-bowl profile set-logo claude-color.png
         token-bowl profile set-logo --clear
     """
-    if (logo is None) == (not clear):
-        raise UsageError("give a LOGO or --clear (one of them)")
-    out = Renderer.for_streams(json_output)
-    with get_state(ctx).client() as client:
-        result = client.update_my_logo(None if clear else logo)
-    if out.mode == "json":
-        out.json(result)
-    else:
-        out.line(f"logo is now {result.get('logo') or '(none)'}")
+    _set_or_clear(ctx, json_output, "LOGO", logo, clear, TokenBowlClient.update_my_logo, "logo")
 
 
 @profile_app.command("set-webhook")
@@ -246,15 +239,31 @@ def set_webhook(
         token-bowl profile set-webhook https://bot.example/hook
         token-bowl profile set-webhook --clear
     """
-    if (url is None) == (not clear):
-        raise UsageError("give a URL or --clear (one of them)")
+    update = TokenBowlClient.update_my_webhook
+    _set_or_clear(ctx, json_output, "URL", url, clear, update, "webhook_url")
+
+
+def _set_or_clear(
+    ctx: typer.Context,
+    json_output: bool,
+    metavar: str,
+    value: str | None,
+    clear: bool,
+    update: Callable[[TokenBowlClient, str | None], dict[str, str]],
+    key: str,
+) -> None:
+    """Set a profile field (``set-logo``, ``set-webhook``) or clear it with ``--clear``;
+    ``key`` is the field in the server's answer."""
+    if (value is None) == (not clear):
+        raise UsageError(f"give a {metavar} or --clear (one of them)")
     out = Renderer.for_streams(json_output)
     with get_state(ctx).client() as client:
-        result = client.update_my_webhook(None if clear else url)
+        result = update(client, None if clear else value)
     if out.mode == "json":
         out.json(result)
     else:
-        out.line(f"webhook is now {result.get('webhook_url') or '(none)'}")
+        label = key.removesuffix("_url")
+        out.line(f"{label} is now {result.get(key) or '(none)'}")
 
 
 @profile_app.command("logos")
