@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from token_bowl_chat.protocol.events import UnreadCount
 from token_bowl_chat.protocol.models import (
     ROOM_DESCRIPTION,
     MessageResponse,
@@ -9,11 +10,12 @@ from token_bowl_chat.protocol.models import (
     PaginationMetadata,
     PublicUserProfile,
     Role,
+    UnreadCountResponse,
     UserProfileResponse,
     UserSummary,
     direct_description,
 )
-from token_bowl_chat_server.domain.entities import Message, User, iso
+from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 
 _MASK = "*" * 60
 
@@ -46,6 +48,19 @@ def pagination(page_size: int, total: int, limit: int, offset: int) -> Paginatio
     return PaginationMetadata(
         total=total, offset=offset, limit=limit, has_more=offset + page_size < total
     )
+
+
+def unread_counts(counts: UnreadCounts) -> UnreadCountResponse:
+    return UnreadCountResponse(
+        unread_room_messages=counts.room,
+        unread_direct_messages=counts.direct,
+        total_unread=counts.total,
+    )
+
+
+def unread_count_event(counts: UnreadCounts, request_id: str | int | None = None) -> UnreadCount:
+    """The ``unread_count`` frame: a reply when ``request_id`` is given, else a push."""
+    return UnreadCount(**unread_counts(counts).model_dump(), request_id=request_id)
 
 
 def public_profile(user: User) -> PublicUserProfile:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.events import ReadReceipt, UnreadCount, encode_event
+from token_bowl_chat.protocol.events import ReadReceipt, encode_event
+from token_bowl_chat_server import render
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound
 from token_bowl_chat_server.domain.ids import is_message_id
@@ -85,10 +86,5 @@ class ReadService:
                 message_id=item.message_id, read_by=reader.username, read_at=read_at
             )
             self.publisher.publish(Users(frozenset({item.author_id})), encode_event(frame))
-        counts = await self.reads.unread_counts(reader.id)
-        pushed = UnreadCount(
-            unread_room_messages=counts.room,
-            unread_direct_messages=counts.direct,
-            total_unread=counts.total,
-        )
+        pushed = render.unread_count_event(await self.reads.unread_counts(reader.id))
         self.publisher.publish(Users(frozenset({reader.id})), encode_event(pushed))

@@ -78,12 +78,7 @@ async def unread_direct(
 
 @router.get("/messages/unread/count")
 async def unread_count(user: CurrentUser, services: ServicesDep) -> UnreadCountResponse:
-    counts = await services.reads.unread_counts(user)
-    return UnreadCountResponse(
-        unread_room_messages=counts.room,
-        unread_direct_messages=counts.direct,
-        total_unread=counts.total,
-    )
+    return render.unread_counts(await services.reads.unread_counts(user))
 
 
 @router.post("/messages/mark-all-read")

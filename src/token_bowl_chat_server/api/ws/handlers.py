@@ -73,13 +73,7 @@ async def mark_direct_read(s: Services, conn: Connection, c: cmd.MarkDirectRead)
 
 @handles(cmd.GetUnreadCount)
 async def get_unread_count(s: Services, conn: Connection, c: cmd.GetUnreadCount) -> ev.Event:
-    counts = await s.reads.unread_counts(conn.user)
-    return ev.UnreadCount(
-        unread_room_messages=counts.room,
-        unread_direct_messages=counts.direct,
-        total_unread=counts.total,
-        request_id=c.request_id,
-    )
+    return render.unread_count_event(await s.reads.unread_counts(conn.user), c.request_id)
 
 
 def _page(
