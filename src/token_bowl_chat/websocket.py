@@ -175,7 +175,6 @@ class TokenBowlWebSocket:
         self._recent = RecentIds()
         self._typing = TypingState(typing_timeout)
         self._typing_changed = asyncio.Event()
-        self._online = asyncio.Event()
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._subscribers: list[asyncio.Queue[Event | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -231,7 +230,6 @@ class TokenBowlWebSocket:
         was_connected = self._connected
         self._active = False
         self._connected = False
-        self._online.clear()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -422,7 +420,6 @@ class TokenBowlWebSocket:
             raise
         self._ws = ws
         self._connected = True
-        self._online.set()
         return early
 
     async def _greet(self, ws: ClientConnection) -> list[str]:
@@ -461,7 +458,6 @@ class TokenBowlWebSocket:
             except _Dropped as drop:
                 code, reason = drop.code, drop.reason
             self._connected = False
-            self._online.clear()
             self._ws = None
             if not self._active:
                 return
