@@ -66,3 +66,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # At shutdown, queued and in-flight deliveries get this long before they are cancelled.
     webhook_shutdown_grace: float = Field(default=2.0, ge=0)
+
+    # GET /metrics is served only when this is set, and only to requests carrying
+    # Authorization: Bearer <token>: the numbers describe the whole node, not one user.
+    metrics_token: SecretStr | None = None

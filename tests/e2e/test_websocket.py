@@ -343,12 +343,12 @@ async def test_marking_pushes_the_new_counts_to_every_connection_of_the_reader(
 
 
 async def test_metrics_count_what_happened(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server()
+    server = make_server(TOKEN_BOWL_METRICS_TOKEN="scrape")
     alice, bob = server.register(), server.register()
     a, b = await connect(server, alice), await connect(server, bob)
     for i in range(3):
         await a.request({"content": f"m{i}"})
-    text = httpx.get(f"{server.http_url}/metrics").text
+    text = httpx.get(f"{server.http_url}/metrics", headers={"Authorization": "Bearer scrape"}).text
     values = {
         line.split()[0]: float(line.split()[1])
         for line in text.splitlines()

@@ -64,6 +64,11 @@ class Connection:
     def is_open(self) -> bool:
         return self.close_code is None
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be sent: the outbox plus live frames held back by a replay."""
+        return self._outbox.qsize() + len(self._held or ())
+
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
 
