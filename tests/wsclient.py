@@ -16,15 +16,24 @@ Frame = dict[str, Any]
 _request_ids = itertools.count(1)
 
 
+def ws_url_for(ws_url: str, api_key: str, legacy: bool = False) -> str:
+    """The ``/ws`` URL for ``api_key``: extended protocol unless ``legacy``."""
+    url = f"{ws_url}?api_key={api_key}"
+    return url if legacy else f"{url}&protocol_version=1.1"
+
+
 class WsClient:
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.seen: list[Frame] = []
 
     @classmethod
-    async def connect(cls, ws_url: str, api_key: str, **kwargs: Any) -> WsClient:
-        conn = await websockets.connect(f"{ws_url}?api_key={api_key}", **kwargs)
-        return cls(conn)
+    async def connect(
+        cls, ws_url: str, api_key: str, *, legacy: bool = False, query: str = "", **kwargs: Any
+    ) -> WsClient:
+        """Open ``/ws`` with ``api_key``, asking for the extended protocol unless ``legacy``
+        (the plain v1 form of the published 2.x client). ``query`` is appended as is."""
+        return cls(await websockets.connect(ws_url_for(ws_url, api_key, legacy) + query, **kwargs))
 
     async def send(self, frame: Frame | str) -> None:
         await self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))

@@ -15,8 +15,8 @@ from tests.wsclient import WsClient, is_delivery
 
 
 async def open_ws(server: LiveServer, account: Account, since: int | None = None) -> WsClient:
-    query = f"?api_key={account.api_key}" + (f"&since_seq={since}" if since is not None else "")
-    return WsClient(await websockets.connect(server.ws_url + query))
+    query = f"&since_seq={since}" if since is not None else ""
+    return await WsClient.connect(server.ws_url, account.api_key, query=query)
 
 
 async def test_every_connection_opens_with_hello(live_server: LiveServer) -> None:

@@ -111,41 +111,64 @@ async def test_rest_mark_read_also_sends_the_receipt(live_server: LiveServer) ->
     await a.close()
 
 
-async def test_bulk_marks_are_exact_beyond_fifty_and_send_receipts(
+async def test_bulk_marks_are_exact_beyond_fifty_and_send_one_receipt_per_author(
     live_server: LiveServer,
 ) -> None:
     alice, bob = live_server.register(), live_server.register()
     a, b = await connect(live_server, alice), await connect(live_server, bob)
+    # The published 2.x client's form: per-message receipts, the newest 20 per author per mark.
+    a_legacy = await WsClient.connect(live_server.ws_url, alice.api_key, legacy=True)
     await b.request({"type": "mark_all_read"})  # start from zero, whatever the room holds
-    room_ids = [(await a.request({"content": f"room {i}"}))["message"]["id"] for i in range(60)]
-    dm_ids = [
-        (await a.request({"content": f"dm {i}", "to_username": bob.username}))["message"]["id"]
+    room = [(await a.request({"content": f"room {i}"}))["message"] for i in range(60)]
+    dms = [
+        (await a.request({"content": f"dm {i}", "to_username": bob.username}))["message"]
         for i in range(55)
     ]
     count = await b.request({"type": "get_unread_count"})
     assert (count["unread_room_messages"], count["unread_direct_messages"]) == (60, 55)
     assert count["total_unread"] == 115
 
-    room = await b.request({"type": "mark_room_read"})
-    assert "type" not in room and room["status"] == "marked_read" and room["count"] == 60
+    marked = await b.request({"type": "mark_room_read"})
+    assert "type" not in marked and marked["status"] == "marked_read" and marked["count"] == 60
     direct = await b.request({"type": "mark_direct_read", "from_username": alice.username})
     assert "type" not in direct
     assert (direct["from_username"], direct["count"]) == (alice.username, 55)
     count = await b.request({"type": "get_unread_count"})
     assert count["total_unread"] == 0
 
-    receipts: set[str] = set()
+    # One receipt per author per mark, however many messages it read.
+    for scope, mine in (("room", room), ("direct", dms)):
+        summary = await a.recv_until(lambda f: f.get("type") == "read_up_to")
+        assert summary == {
+            "type": "read_up_to",
+            "read_by": bob.username,
+            "scope": scope,
+            "up_to_seq": mine[-1]["seq"],
+            "last_message_id": mine[-1]["id"],
+            "count": len(mine),
+            "read_at": summary["read_at"],
+        }
+    legacy_ids = []
     async with asyncio.timeout(5):
-        while len(receipts) < 115:
-            frame = await a.recv_until(lambda f: f.get("type") == "read_receipt")
+        while len(legacy_ids) < 40:
+            frame = await a_legacy.recv_until(lambda f: f.get("type") == "read_receipt")
             assert frame["read_by"] == bob.username
-            receipts.add(frame["message_id"])
-    assert receipts == set(room_ids) | set(dm_ids)
-    # Nothing left: marking everything again creates no receipts.
+            legacy_ids.append(frame["message_id"])
+    assert legacy_ids == [m["id"] for m in room[-20:] + dms[-20:]]
+
+    # Nothing left: marking everything again creates no receipts. A fresh single mark is a
+    # barrier: any stray receipt would have arrived before its receipt.
     again = await b.request({"type": "mark_all_read"})
     assert again["type"] == "marked_all_read" and again["marked_as_read"] == 0
-    await a.close()
-    await b.close()
+    last = (await a.request({"content": "barrier"}))["message"]
+    await b.request({"type": "mark_read", "message_id": last["id"]})
+    for client in (a, a_legacy):
+        receipt = await client.recv_until(lambda f: f.get("type", "").startswith("read_"))
+        assert (receipt["type"], receipt["message_id"]) == ("read_receipt", last["id"])
+    assert not [f for f in a.seen if f.get("type") == "read_receipt"][:-1]
+    assert len([f for f in a_legacy.seen if f.get("type") == "read_receipt"]) == 41
+    for client in (a, a_legacy, b):
+        await client.close()
 
 
 async def test_history_and_people_frames(live_server: LiveServer) -> None:

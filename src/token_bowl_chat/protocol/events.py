@@ -10,9 +10,11 @@ the two bulk-read confirmations. :func:`decode_event` recognises them by shape.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
 from token_bowl_chat.protocol.commands import RequestId
 from token_bowl_chat.protocol.models import (
@@ -44,6 +46,25 @@ class ReadReceipt(Event):
     message_id: str
     read_by: str
     read_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class ReadUpTo(Event):
+    """Extension: the receipt of a bulk mark, one per author per mark however many messages
+    it read (a per-message receipt each would let one reader flood a prolific author).
+
+    ``read_by`` has now read every message of the recipient's, in ``scope`` (``room``,
+    ``direct``: the recipient's DMs to ``read_by``, or ``all``: both) with ``seq <=
+    up_to_seq``. ``count`` of them were newly read by this mark; ``last_message_id`` is the
+    one with ``seq == up_to_seq``.
+    """
+
+    type: Literal["read_up_to"] = "read_up_to"
+    read_by: str
+    scope: Literal["room", "direct", "all"]
+    up_to_seq: int
+    last_message_id: str
+    count: int
+    read_at: str
 
 
 class MarkedRead(Reply):
@@ -171,6 +192,7 @@ ServerEvent = (
     MessageResponse
     | MessageSent
     | ReadReceipt
+    | ReadUpTo
     | MarkedRead
     | MarkedAllRead
     | RoomReadConfirmation
@@ -193,6 +215,7 @@ ServerEvent = (
 _TYPED: dict[str, type[BaseModel]] = {
     "message_sent": MessageSent,
     "read_receipt": ReadReceipt,
+    "read_up_to": ReadUpTo,
     "marked_read": MarkedRead,
     "marked_all_read": MarkedAllRead,
     "unread_count": UnreadCount,
@@ -215,8 +238,30 @@ _TYPED: dict[str, type[BaseModel]] = {
 
 
 def encode_event(event: Event | MessageResponse) -> str:
-    """The JSON text of a frame. Encode once and send the same text to every recipient."""
-    return event.model_dump_json()
+    """The JSON text of a frame. Encode once and send the same text to every recipient.
+
+    Never fails on text: a frame that echoes client text (an unknown ``type``, an id in an
+    error message) may carry a lone UTF-16 surrogate, which UTF-8 cannot encode; each such
+    character is sent as U+FFFD instead of failing the frame and the connection with it.
+    """
+    try:
+        return event.model_dump_json()
+    except PydanticSerializationError:
+        data = _replace_surrogates(event.model_dump(mode="json"))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    return value
 
 
 def decode_event(text: str | bytes) -> ServerEvent | None:

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class Dialect(enum.Enum):
+    """Which connections of the audience a frame suits.
+
+    A connection speaks the extended protocol when it asked for it at connect time
+    (``?protocol_version=1.1``); the others are legacy clients (the published 2.x SDK, the
+    original web app) that would misread an extension frame, so extensions go only to the
+    first kind, and a legacy replacement, if any, only to the second.
+    """
+
+    ANY = "any"
+    EXTENDED = "extended"
+    LEGACY = "legacy"
+
+    def admits(self, extended: bool) -> bool:
+        return self is Dialect.ANY or (self is Dialect.EXTENDED) == extended
 
 
 @dataclass(frozen=True, slots=True)
@@ -10,6 +28,7 @@ class Room:
     """Every connection of every user, except all connections of ``exclude_user_id``."""
 
     exclude_user_id: str | None = None
+    dialect: Dialect = Dialect.ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +36,7 @@ class Users:
     """Every connection of these users."""
 
     user_ids: frozenset[str]
+    dialect: Dialect = Dialect.ANY
 
 
 Audience = Room | Users

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from token_bowl_chat.protocol.close_codes import CloseCode
@@ -15,14 +16,21 @@ logger = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
-# How long a close handshake may take before the transport is abandoned.
-_CLOSE_TIMEOUT = 5.0
+# How long a close handshake may take before the transport is cut off (default).
+CLOSE_TIMEOUT = 5.0
+
+# Close code recorded when the peer went away without a close handshake (RFC 6455 7.1.5).
+_ABNORMAL = 1006
 
 
 class Transport(Protocol):
     async def send_text(self, data: str) -> None: ...
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class ConnectionClosed(Exception):
+    """The connection was closed (by either side) while a replay was feeding it."""
 
 
 class Connection:
@@ -34,6 +42,12 @@ class Connection:
     While a resuming connection replays history (:meth:`begin_replay`), live frames are held
     back and released after it by :meth:`end_replay`, minus the messages the replay already
     sent, so the client sees every message once and in ``seq`` order.
+
+    Every close ends within a bounded time, whatever the peer does: a server-side close waits
+    at most ``close_timeout`` for the socket to take the close frame, then ``abort`` cuts the
+    socket off (a peer that never reads would otherwise hold it, and everything hanging off
+    it, forever). :attr:`ended` is set once the connection is finished with: the endpoint
+    stops waiting for the peer then, and frees the connection.
     """
 
     def __init__(
@@ -42,8 +56,14 @@ class Connection:
         user: User,
         outbox_size: int,
         now: float,
+        extended: bool = False,
+        *,
+        close_timeout: float = CLOSE_TIMEOUT,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self.id = next(_ids)
+        # Asked for the extended protocol (``?protocol_version=1.1``): gets extension frames.
+        self.extended = extended
         self.transport = transport
         self.user = user
         self.connected_at = now
@@ -55,6 +75,11 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._held: list[tuple[int | None, str]] | None = None
         self._held_limit = outbox_size
+        self._close_timeout = close_timeout
+        self._abort = abort
+        # Set when the connection is finished with: closed by the server (after the close
+        # frame went out or the socket was cut off) or lost by the writer.
+        self.ended = asyncio.Event()
 
     @property
     def user_id(self) -> str:
@@ -100,9 +125,16 @@ class Connection:
         self._held = []
 
     async def replay(self, text: str) -> None:
-        """Queue a replayed frame, waiting for room: a replay is paced by the client."""
-        if self.close_code is None:
-            await self._outbox.put(text)
+        """Queue a replayed frame, waiting for room: a replay is paced by the client.
+
+        Raises :class:`ConnectionClosed` once the connection is closed, so a replay to a
+        client that left stops instead of waiting for room nobody will make.
+        """
+        if self.close_code is not None:
+            raise ConnectionClosed
+        await self._outbox.put(text)
+        if self.close_code is not None:
+            raise ConnectionClosed
 
     def end_replay(self, replayed_through: int) -> None:
         """Release the held live frames, except messages with ``seq <= replayed_through``."""
@@ -118,17 +150,39 @@ class Connection:
         self.close_code = code
         if self._writer is not None:
             self._writer.cancel()
-        # Unblock a replay waiting for room in the outbox; these frames will not be sent.
-        while not self._outbox.empty():
-            self._outbox.get_nowait()
+        self._discard_queued()
         self._closer = asyncio.create_task(
             self._close_transport(code, reason), name=f"ws-close-{self.id}"
         )
 
+    def _discard_queued(self) -> None:
+        # Unblocks a replay waiting for room in the outbox; these frames will not be sent.
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self._held = None
+
     async def _close_transport(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(_CLOSE_TIMEOUT):
+        try:
+            async with asyncio.timeout(self._close_timeout):
                 await self.transport.close(code, reason)
+        except TimeoutError:
+            # The socket takes no more bytes (a peer that stopped reading): cut it off.
+            logger.info("aborting connection=%s: close frame not taken", self.id)
+            self._cut_off()
+        except Exception:
+            logger.debug("close failed on connection %s", self.id, exc_info=True)
+            self._cut_off()
+        else:
+            # The close frame is out; a peer that never answers it is cut off later.
+            asyncio.get_running_loop().call_later(self._close_timeout, self._cut_off)
+        finally:
+            self.ended.set()
+
+    def _cut_off(self) -> None:
+        """Drop the socket without a handshake. Harmless on a socket that is already gone."""
+        if self._abort is not None:
+            with contextlib.suppress(Exception):
+                self._abort()
 
     async def _write_loop(self) -> None:
         try:
@@ -138,14 +192,20 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The peer went away mid-send; the read loop sees the disconnect and cleans up.
+            # The peer went away mid-send. Nothing will drain the outbox now: end the
+            # connection, so a replay waiting for room and the endpoint both stop waiting.
             logger.debug("send failed on connection %s", self.id, exc_info=True)
-            self.close_code = self.close_code or 1006
+            self.close_code = self.close_code or _ABNORMAL
+            self._discard_queued()
+            self._cut_off()
+            self.ended.set()
 
     async def finish(self) -> None:
         """Stop the writer after the read loop ended (client closed or socket dropped)."""
         if self.close_code is None:
             self.close_code = CloseCode.NORMAL
+        self._discard_queued()
+        self.ended.set()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

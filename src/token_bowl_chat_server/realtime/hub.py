@@ -15,7 +15,7 @@ from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.events import Ping, encode_event
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.presence import Presence
-from token_bowl_chat_server.realtime.audience import Audience, Room, Users
+from token_bowl_chat_server.realtime.audience import Audience, Dialect, Room, Users
 from token_bowl_chat_server.realtime.connection import Connection
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class Hub:
                 for user_id in audience.user_ids
                 for conn in self._by_user.get(user_id, {}).values()
             ]
+        if audience.dialect is not Dialect.ANY:
+            targets = [conn for conn in targets if audience.dialect.admits(conn.extended)]
         for conn in targets:
             was_open = conn.is_open
             if conn.push(text, seq):

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.events import ReadReceipt, encode_event
+from token_bowl_chat.protocol.events import ReadReceipt, ReadUpTo, encode_event
 from token_bowl_chat_server import render
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound
 from token_bowl_chat_server.domain.ids import is_message_id
 from token_bowl_chat_server.domain.permissions import can_see
-from token_bowl_chat_server.realtime.audience import Users
+from token_bowl_chat_server.realtime.audience import Dialect, Users
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import MessageStore, Publisher, ReadStore, UserStore
 from token_bowl_chat_server.storage.reads import NewlyRead
 
+ReadScope = Literal["room", "direct", "all"]
+
+# Per-message receipts a legacy connection gets for one author's messages in one bulk mark.
+LEGACY_RECEIPTS_PER_AUTHOR = 20
+
 
 class ReadService:
     """Every way of marking read tells the author, REST and WebSocket, single and bulk, and
-    sends the reader's new unread counts to all the reader's connections, so every device of
-    theirs shows the same numbers (upstream never pushed counts, gap 13)."""
+    sends the reader's new unread counts to all the reader's extended connections, so every
+    device of theirs shows the same numbers (upstream never pushed counts, gap 13)."""
 
     def __init__(
         self,
@@ -51,17 +58,21 @@ class ReadService:
         if message is None or not can_see(user, message):
             raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
         now = self.clock()
-        if await self.reads.mark_read(user.id, message, now):
-            await self._after_marking(user, [NewlyRead(message.id, message.from_user_id)], now)
+        if not await self.reads.mark_read(user.id, message, now):
+            return  # read before: no receipt, same counts
+        if message.from_user_id is not None and message.from_user_id != user.id:
+            receipt = ReadReceipt(message_id=message.id, read_by=user.username, read_at=iso(now))
+            self.publisher.publish(Users(frozenset({message.from_user_id})), encode_event(receipt))
+        await self._push_counts(user)
 
     async def mark_all_read(self, user: User) -> int:
         newly = await self.reads.mark_all_read(user.id)
-        await self._after_marking(user, newly, self.clock())
+        await self._after_bulk(user, newly, "all", self.clock())
         return len(newly)
 
     async def mark_room_read(self, user: User) -> int:
         newly = await self.reads.mark_room_read(user.id)
-        await self._after_marking(user, newly, self.clock())
+        await self._after_bulk(user, newly, "room", self.clock())
         return len(newly)
 
     async def mark_direct_read(self, user: User, from_username: str | None) -> int:
@@ -72,19 +83,46 @@ class ReadService:
             raise NotFound(f"User {from_username} not found", ErrorCode.USER_NOT_FOUND)
         now = self.clock()
         newly = await self.reads.mark_direct_read(user.id, sender.id, now)
-        await self._after_marking(user, newly, now)
+        await self._after_bulk(user, newly, "direct", now)
         return len(newly)
 
-    async def _after_marking(self, reader: User, newly: list[NewlyRead], now: int) -> None:
+    async def _after_bulk(
+        self, reader: User, newly: list[NewlyRead], scope: ReadScope, now: int
+    ) -> None:
+        """Each author gets one ``read_up_to`` however many of their messages were read; a
+        legacy connection, which only knows per-message receipts, gets those for the author's
+        newest :data:`LEGACY_RECEIPTS_PER_AUTHOR` messages only. Either way a mark's cost to an
+        author is bounded, so no reader can overflow an author's outbox by marking."""
         if not newly:
             return  # nothing changed: no receipts, same counts
         read_at = iso(now)
-        for item in newly:
-            if item.author_id is None or item.author_id == reader.id:
-                continue
-            frame = ReadReceipt(
-                message_id=item.message_id, read_by=reader.username, read_at=read_at
+        by_author: dict[str, list[NewlyRead]] = {}
+        for item in newly:  # in seq order
+            if item.author_id is not None and item.author_id != reader.id:
+                by_author.setdefault(item.author_id, []).append(item)
+        for author_id, items in by_author.items():
+            last = items[-1]
+            summary = ReadUpTo(
+                read_by=reader.username,
+                scope=scope,
+                up_to_seq=last.seq,
+                last_message_id=last.message_id,
+                count=len(items),
+                read_at=read_at,
             )
-            self.publisher.publish(Users(frozenset({item.author_id})), encode_event(frame))
+            author = frozenset({author_id})
+            self.publisher.publish(Users(author, Dialect.EXTENDED), encode_event(summary))
+            for item in items[-LEGACY_RECEIPTS_PER_AUTHOR:]:
+                receipt = ReadReceipt(
+                    message_id=item.message_id, read_by=reader.username, read_at=read_at
+                )
+                self.publisher.publish(Users(author, Dialect.LEGACY), encode_event(receipt))
+        await self._push_counts(reader)
+
+    async def _push_counts(self, reader: User) -> None:
         pushed = render.unread_count_event(await self.reads.unread_counts(reader.id))
-        self.publisher.publish(Users(frozenset({reader.id})), encode_event(pushed))
+        # Only to extended connections: the 2.x SDK takes any ``unread_count`` for the reply
+        # to its own request, so a push could answer its next ``get_unread_count`` wrongly.
+        self.publisher.publish(
+            Users(frozenset({reader.id}), Dialect.EXTENDED), encode_event(pushed)
+        )

@@ -1,6 +1,9 @@
 """Starting a connection: the ``hello`` frame, and the gap-free replay a resuming client asks for.
 
-A client that reconnects with ``?since_seq=N`` gets every message live delivery would have
+Only connections that asked for the extended protocol get ``hello``, ``resumed`` and
+``resume_gap`` (a legacy client would take them for chat messages); the replay itself is
+plain message deliveries, which every client reads. A client that reconnects with
+``?since_seq=N`` gets every message live delivery would have
 sent it after ``N``, read from the database in ``seq`` order, then the frames that arrived
 live meanwhile, then ``resumed``. The connection is registered for live delivery *before* the
 database is read, and live frames are held back until the replay is done, so no message falls
@@ -22,6 +25,8 @@ REPLAY_PAGE = 500
 
 class ReplayTarget(Protocol):
     """A connection that holds live frames back while it is being replayed to."""
+
+    extended: bool  # asked for the extension frames (hello, resumed, resume_gap)
 
     def begin_replay(self) -> None: ...
     async def replay(self, text: str) -> None: ...
@@ -50,13 +55,15 @@ class ResumeService:
             last_seq=None if resuming else last_seq,
             heartbeat_interval=self.heartbeat_interval,
         )
-        await conn.replay(encode_event(hello))
+        if conn.extended:
+            await conn.replay(encode_event(hello))
         if since_seq is None or gap:
             if since_seq is not None:
                 self.gaps += 1
-                await conn.replay(
-                    encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
-                )
+                if conn.extended:
+                    await conn.replay(
+                        encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
+                    )
             conn.end_replay(last_seq)
             return
         cursor, replayed = since_seq, 0
@@ -75,4 +82,6 @@ class ResumeService:
         # committed after they were read, so it is among the held live frames.
         last_seq = max(await self.messages.last_seq(), cursor)
         conn.end_replay(cursor)
-        conn.push(encode_event(Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)))
+        if conn.extended:
+            resumed = Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)
+            conn.push(encode_event(resumed))

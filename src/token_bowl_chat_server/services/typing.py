@@ -10,15 +10,17 @@ from token_bowl_chat.protocol.events import Typing, TypingStopped, encode_event
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.permissions import check_can_send
 from token_bowl_chat_server.domain.typing import Key, TypingTracker
-from token_bowl_chat_server.realtime.audience import Audience, Room, Users
+from token_bowl_chat_server.realtime.audience import Audience, Dialect, Room, Users
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import Publisher, UserStore
 from token_bowl_chat_server.services.recipients import direct_recipient
 
 
-def _audience(key: Key) -> Audience:
+def _audience(key: Key, dialect: Dialect = Dialect.ANY) -> Audience:
     typist, target = key
-    return Room(exclude_user_id=typist) if target is None else Users(frozenset({target}))
+    if target is None:
+        return Room(exclude_user_id=typist, dialect=dialect)
+    return Users(frozenset({target}), dialect=dialect)
 
 
 class TypingService:
@@ -69,7 +71,8 @@ class TypingService:
     def _announce_stop(self, key: Key) -> None:
         username, to_username = self._names.pop(key, ("", None))
         frame = TypingStopped(username=username, to_username=to_username)
-        self.publisher.publish(_audience(key), encode_event(frame))
+        # Legacy clients expire indicators by themselves; they would misread this frame.
+        self.publisher.publish(_audience(key, Dialect.EXTENDED), encode_event(frame))
 
     async def run_expiry(self) -> None:
         """Announce indicators that were not renewed in time, as soon as they lapse."""

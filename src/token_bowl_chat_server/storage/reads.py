@@ -23,6 +23,8 @@ class NewlyRead:
 
     message_id: str
     author_id: str | None
+    seq: int
+    direct: bool
 
 
 def _not_from(user_id: str) -> ColumnElement[bool]:
@@ -144,7 +146,11 @@ class SqlReadStore:
                 _unread_direct(user_id, state["direct_cursor"]),
                 messages.c.from_user_id == from_user_id,
             )
-            rows = (await conn.execute(select(messages.c.seq, messages.c.id).where(where))).all()
+            rows = (
+                await conn.execute(
+                    select(messages.c.seq, messages.c.id).where(where).order_by(messages.c.seq)
+                )
+            ).all()
             if rows:
                 await self._insert_receipts(conn, user_id, [row[0] for row in rows], now)
                 await conn.execute(
@@ -152,7 +158,7 @@ class SqlReadStore:
                     .where(read_states.c.user_id == user_id)
                     .values(direct_unread=read_states.c.direct_unread - len(rows))
                 )
-            return [NewlyRead(row[1], from_user_id) for row in rows]
+            return [NewlyRead(row[1], from_user_id, row[0], direct=True) for row in rows]
 
     async def mark_all_read(self, user_id: str) -> list[NewlyRead]:
         """Room and DMs up to now become read: two cursor moves."""
@@ -179,9 +185,11 @@ class SqlReadStore:
     @staticmethod
     async def _newly(conn: AsyncConnection, where: ColumnElement[bool]) -> list[NewlyRead]:
         rows = await conn.execute(
-            select(messages.c.id, messages.c.from_user_id).where(where).order_by(messages.c.seq)
+            select(messages.c.id, messages.c.from_user_id, messages.c.seq, messages.c.to_user_id)
+            .where(where)
+            .order_by(messages.c.seq)
         )
-        return [NewlyRead(row[0], row[1]) for row in rows]
+        return [NewlyRead(row[0], row[1], row[2], direct=row[3] is not None) for row in rows]
 
     @staticmethod
     async def _counters(conn: AsyncConnection) -> tuple[int, int]:

@@ -11,9 +11,10 @@ import logging
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
-from token_bowl_chat.protocol.commands import FrameError, decode_command
+from token_bowl_chat.protocol.commands import MAX_INT, FrameError, decode_command
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error, Event, encode_event
+from token_bowl_chat.protocol.version import VERSION_PARAM, wants_extensions
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.errors import error_event
 from token_bowl_chat_server.api.ws.handlers import HANDLERS
@@ -71,19 +72,31 @@ def _since_seq(websocket: WebSocket) -> int | str | None:
     raw = websocket.query_params.get("since_seq")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        return "since_seq must be a non-negative integer"
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "١٢٣" (which
+    # it reads as 123). At most 64 bits, so the value fits the database's seq column.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_INT:
+        return f"since_seq must be an integer from 0 to {MAX_INT}"
     return int(raw)
+
+
+def _extended(websocket: WebSocket) -> bool | str:
+    """Whether the client asked for the extended protocol; an error text for a bad value."""
+    try:
+        return wants_extensions(websocket.query_params.get(VERSION_PARAM))
+    except ValueError as exc:
+        return str(exc)
 
 
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     since_seq = _since_seq(websocket)
-    if isinstance(since_seq, str):
+    extended = _extended(websocket)
+    if isinstance(since_seq, str) or isinstance(extended, str):
+        detail = since_seq if isinstance(since_seq, str) else str(extended)
         await websocket.send_denial_response(
             JSONResponse(
-                {"detail": since_seq, "code": ErrorCode.VALIDATION_ERROR.value}, status_code=400
+                {"detail": detail, "code": ErrorCode.VALIDATION_ERROR.value}, status_code=400
             )
         )
         return
@@ -92,7 +105,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     hub = services.hub
-    conn = Connection(websocket, user, services.settings.outbox_size, hub.clock())
+    conn = Connection(websocket, user, services.settings.outbox_size, hub.clock(), extended)
     conn.begin_replay()
     hub.add(conn)
     conn.start()
