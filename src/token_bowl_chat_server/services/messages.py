@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserS
 from token_bowl_chat_server.services.recipients import direct_recipient
 from token_bowl_chat_server.services.typing import TypingService
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
+
+logger = logging.getLogger(__name__)
 
 
 def parse_since(since: str | None) -> int | None:
@@ -114,6 +117,12 @@ class MessageService:
         return appended.message
 
     async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        """The batcher's flush: one transaction, then delivery of what it stored.
+
+        Only the transaction may raise (the batcher then retries the batch in halves to
+        isolate the item at fault); once it has committed, nothing may, or a stored message
+        would be stored again.
+        """
         results = await self.messages.append_batch(batch)
         self.commits += 1
         # Published here, in seq order, before any caller resumes: every connection receives
@@ -121,14 +130,19 @@ class MessageService:
         for result in results:
             if result.created:
                 self.stored += 1
-                msg = result.message
-                text = encode_event(render.message(msg))
-                self.publisher.publish(audience_of(msg), text, msg.seq)
-                if self.webhooks is not None:
-                    self.webhooks(msg, text)
-                if msg.from_user_id is not None:
-                    self.typing.message_sent(msg.from_user_id, msg.from_username, msg.to_user_id)
+                try:
+                    self._publish(result.message)
+                except Exception:
+                    logger.exception("publishing stored message %s failed", result.message.id)
         return results
+
+    def _publish(self, msg: Message) -> None:
+        text = encode_event(render.message(msg))
+        self.publisher.publish(audience_of(msg), text, msg.seq)
+        if self.webhooks is not None:
+            self.webhooks(msg, text)
+        if msg.from_user_id is not None:
+            self.typing.message_sent(msg.from_user_id, msg.from_username, msg.to_user_id)
 
     async def get(self, viewer: User, message_id: str) -> Message:
         """One message the caller may see; someone else's DM is reported as not found."""

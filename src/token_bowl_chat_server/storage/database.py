@@ -25,11 +25,15 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 class Database:
-    """Owns the engine. Writes go through :meth:`write`, reads through :meth:`read`.
+    """Owns the engines. Writes go through :meth:`write`, reads through :meth:`read`.
+
+    Writes and reads take their connections from separate pools, so readers holding every
+    read connection (slow history queries under load) cannot make a write, the group commit
+    above all, wait for a connection until the pool times out and fails a whole batch.
 
     SQLite allows one writer at a time; rather than let concurrent writers spin on
-    ``SQLITE_BUSY``, writes on SQLite queue on an asyncio lock. Reads never wait for writes
-    (WAL mode).
+    ``SQLITE_BUSY``, writes on SQLite queue on an asyncio lock, and the write pool is that one
+    connection, kept open. Reads never wait for writes (WAL mode).
     """
 
     def __init__(self, url: str, sqlite_synchronous: str = "FULL") -> None:
@@ -39,35 +43,27 @@ class Database:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(url)
+        # On SQLite the write lock admits one writer at a time: one connection is enough.
+        writer_pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if self.is_sqlite else {}
+        self.write_engine: AsyncEngine = create_async_engine(url, **writer_pool)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
-            self._tune_sqlite(sqlite_synchronous)
-
-    def _tune_sqlite(self, synchronous: str) -> None:
-        @event.listens_for(self.engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL: readers never block the writer. synchronous=FULL syncs the WAL at every
-            # commit, so an acknowledged message survives a power cut, not only a crash.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
+            for engine in (self.engine, self.write_engine):
+                _tune_sqlite(engine, sqlite_synchronous)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        async with self.engine.begin() as conn:
+        async with self.write_engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction; committed on normal exit, rolled back on an exception."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
+            async with self.write_engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock, self.write_engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
@@ -81,6 +77,20 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self.write_engine.dispose()
+
+
+def _tune_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer. synchronous=FULL syncs the WAL at every
+        # commit, so an acknowledged message survives a power cut, not only a crash.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
 
 
 def alembic_config(connection: Connection) -> Config:

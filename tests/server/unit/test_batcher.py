@@ -61,3 +61,59 @@ async def test_cancelled_caller_still_gets_its_item_flushed() -> None:
     gate.set()
     await batcher.drain()
     assert flushed == [7]
+
+
+async def _shared_batch(batcher: Batcher[int, int], items: list[int]) -> list[object]:
+    """Submit ``items`` so that they all land in one flush, behind a first item 0."""
+    tasks = [asyncio.create_task(batcher.submit(0))]
+    await asyncio.sleep(0)  # 0 is being flushed alone; the rest queue behind it
+    tasks += [asyncio.create_task(batcher.submit(n)) for n in items]
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_one_bad_item_fails_alone_and_the_rest_are_stored_in_order() -> None:
+    stored: list[int] = []
+    attempts: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        attempts.append(list(items))
+        if 13 in items:  # the database refuses this row: the transaction rolls back
+            raise ValueError("bad row 13")
+        stored.extend(items)
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, max_batch=100)
+    items = list(range(1, 33))
+    results = await _shared_batch(batcher, items)
+
+    assert attempts[1] == items  # they shared one flush, which failed
+    assert isinstance(results[13], ValueError)
+    assert [r for i, r in enumerate(results) if i != 13] == [n * 10 for n in [0, *items] if n != 13]
+    assert stored == [0, *[n for n in items if n != 13]]  # each once, in submission order
+    assert batcher.splits <= 2 * 5  # bisected: about 2 log2(32) retries, not one per item
+
+
+async def test_a_database_fault_fails_the_batch_without_retrying_every_item() -> None:
+    attempts = 0
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        nonlocal attempts
+        attempts += 1
+        if items != [0]:
+            raise OSError("disk I/O error")
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush, max_batch=256)
+    results = await _shared_batch(batcher, list(range(1, 257)))
+    assert results[0] == 0
+    assert all(isinstance(r, OSError) for r in results[1:])
+    assert attempts < 30  # ~log2(256) splits, then it stops isolating; not ~511 attempts
+
+
+async def test_a_flush_returning_the_wrong_number_of_results_fails_its_callers() -> None:
+    async def flush(items: Sequence[int]) -> list[int]:
+        return []
+
+    batcher: Batcher[int, int] = Batcher(flush, max_batch=10)
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(batcher.submit(1), 5)
