@@ -62,6 +62,10 @@ _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.INVALID_TIMESTAMP: BadRequestError,
     ErrorCode.INVALID_ID: BadRequestError,
     ErrorCode.INTERNAL_ERROR: ServerError,
+    # The server cannot serve this now; the input was fine, so never a ValidationError.
+    ErrorCode.STORAGE_UNAVAILABLE: ServerError,
+    ErrorCode.NOT_READY: ServerError,
+    ErrorCode.NOT_CONFIGURED: ServerError,
 }
 
 

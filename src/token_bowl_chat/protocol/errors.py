@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     # service
     NOT_CONFIGURED = "not_configured"
     NOT_READY = "not_ready"
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # 503: retry later (disk full, database down)
     # transport-level
     NOT_FOUND_ROUTE = "route_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"

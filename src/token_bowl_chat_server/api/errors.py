@@ -20,6 +20,7 @@ from token_bowl_chat_server.domain.errors import (
     NotAuthenticated,
     NotFound,
     RateLimited,
+    StorageUnavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     InvalidInput: 400,
     RateLimited: 429,
+    StorageUnavailable: 503,
 }
 
 _ROUTE_CODES = {
@@ -54,6 +56,8 @@ def error_response(exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    elif isinstance(exc, StorageUnavailable):
+        headers = {"Retry-After": "1"}
     return JSONResponse(
         {"detail": exc.message, "code": exc.code.value}, status_code=status, headers=headers
     )

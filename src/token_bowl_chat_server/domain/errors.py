@@ -7,7 +7,8 @@
     ├── Conflict                a unique name is taken
     ├── InvalidInput            well-formed but unacceptable input
     │   └── RecipientIsViewer   (upstream answers this one with 400 too)
-    └── RateLimited             too many actions; ``retry_after`` seconds until the next
+    ├── RateLimited             too many actions; ``retry_after`` seconds until the next
+    └── StorageUnavailable      the database cannot store or read now (disk full, down)
 
 ``message`` is upstream's human-readable text; ``code`` is the stable error code.
 """
@@ -56,3 +57,9 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"Rate limit exceeded; retry in {retry_after:.1f} s")
         self.retry_after = retry_after
+
+
+class StorageUnavailable(DomainError):
+    """Nothing was done; the same request may succeed once the database is back."""
+
+    default_code = ErrorCode.STORAGE_UNAVAILABLE

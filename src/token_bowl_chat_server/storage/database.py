@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from token_bowl_chat_server.storage.failures import unavailable_as_domain_error
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -58,18 +60,24 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction; committed on normal exit, rolled back on an exception."""
-        if self._write_lock is None:
-            async with self.write_engine.begin() as conn:
+        """One write transaction; committed on normal exit, rolled back on an exception.
+
+        Raises ``StorageUnavailable`` when the database cannot take it now (disk full, down).
+        """
+        with unavailable_as_domain_error():
+            if self._write_lock is None:
+                async with self.write_engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self.write_engine.begin() as conn:
                 yield conn
-            return
-        async with self._write_lock, self.write_engine.begin() as conn:
-            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+        """Raises ``StorageUnavailable`` when the database cannot be reached now."""
+        with unavailable_as_domain_error():
+            async with self.engine.connect() as conn:
+                yield conn
 
     async def ping(self) -> None:
         async with self.read() as conn:
