@@ -22,7 +22,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-pytest: $(STAMP)
+# The fault tests start a PostgreSQL cluster of their own on either pass.
+pytest: $(STAMP) postgresql
 	$(BIN)/pytest -W error
 
 # The same suite again with every server on a throwaway PostgreSQL cluster.
