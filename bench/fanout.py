@@ -80,6 +80,8 @@ NO_RATE_LIMIT = {
     "TOKEN_BOWL_SEND_BURST": "1000000",
     "TOKEN_BOWL_REGISTER_RATE": "1000000",
     "TOKEN_BOWL_REGISTER_BURST": "1000000",
+    # Every receiver connects from 127.0.0.1: lift the per-address connection cap (200).
+    "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
 }
 QUIET_SERVER = {"TOKEN_BOWL_LOG_LEVEL": "warning"}
 BUCKETS_PER_E = 100  # log-histogram resolution: bucket width ~1 % of the value

@@ -51,6 +51,12 @@ class ServerProcess:
             "TOKEN_BOWL_SEND_BURST": "100000",
             "TOKEN_BOWL_REGISTER_RATE": "100000",
             "TOKEN_BOWL_REGISTER_BURST": "100000",
+            # Likewise the inbound frame budget and the connection caps (tests/e2e/
+            # test_lifecycle.py lowers them).
+            "TOKEN_BOWL_WS_FRAME_RATE": "100000",
+            "TOKEN_BOWL_WS_FRAME_BURST": "100000",
+            "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_USER": "100000",
+            "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_ADDRESS": "100000",
             **self.extra_env,
         }
         log = self.log_path.open("ab")

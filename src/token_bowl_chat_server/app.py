@@ -17,6 +17,7 @@ from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import accounts, health, messages, metrics, users
 from token_bowl_chat_server.api.ws import endpoint
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
+from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
@@ -37,7 +38,11 @@ VERSION = "3.0.0.dev0"
 async def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url)
     await db.migrate()
-    hub = Hub()
+    hub = Hub(
+        caps=ConnectionCaps(
+            settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
+        )
+    )
     broker = MemoryBroker(hub)
     user_store = SqlUserStore(db)
     message_store = SqlMessageStore(db)

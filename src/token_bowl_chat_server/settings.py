@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     outbox_size: int = Field(default=1024, ge=1)
     # Largest inbound WebSocket frame in bytes; bigger frames close the socket with 1009.
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Inbound budget per WebSocket connection, over every frame it sends (typing and pong
+    # included): a bucket of ws_frame_burst frames refilled at ws_frame_rate per second. A
+    # frame beyond it is not processed and gets an error frame with code rate_limited; a
+    # connection refused more than ws_frame_burst times (one refusal forgiven per 10 frames'
+    # worth of refill) is closed with 4002.
+    ws_frame_rate: float = Field(default=50.0, gt=0)
+    ws_frame_burst: int = Field(default=300, ge=1)
+    # A server-side close waits this long for the peer to take the close frame, then cuts
+    # the socket off; the connection and its presence are freed either way.
+    ws_close_timeout: float = Field(default=5.0, gt=0)
+    # Open WebSocket connections per user and per client address on this node; beyond them
+    # the upgrade is refused with HTTP 429 too_many_connections.
+    ws_max_connections_per_user: int = Field(default=20, ge=1)
+    ws_max_connections_per_address: int = Field(default=200, ge=1)
     # Per-user send limit: a bucket of send_burst messages refilled at send_rate per second.
     # Beyond it a send gets 429 / an error frame with code rate_limited.
     send_rate: float = Field(default=20.0, gt=0)

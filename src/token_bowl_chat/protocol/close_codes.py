@@ -8,6 +8,7 @@
 | 1009 | MESSAGE_TOO_BIG   | a frame above the server's maximum frame size        | yes       |
 | 1012 | SERVICE_RESTART   | the server is shutting down                          | yes       |
 | 4001 | SLOW_CONSUMER     | the outbox overflowed: reconnect, resume from seq    | yes       |
+| 4002 | RATE_LIMITED      | frames kept coming beyond the inbound frame budget   | yes, backoff |
 
 Codes 4000-4099 are application codes after which a client should reconnect and resume;
 4100-4199 are application codes after which it should not.
@@ -23,6 +24,7 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
     SLOW_CONSUMER = 4001
+    RATE_LIMITED = 4002
 
 
 _NO_RECONNECT = {CloseCode.NORMAL, CloseCode.POLICY_VIOLATION}

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     CLIENT_MESSAGE_ID_CONFLICT = "client_message_id_conflict"
     # limits
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     # service
     NOT_CONFIGURED = "not_configured"
     NOT_READY = "not_ready"

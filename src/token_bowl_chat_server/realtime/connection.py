@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -73,8 +74,10 @@ class Connection:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._held: list[tuple[int | None, str]] | None = None
+        self._held: collections.deque[tuple[int | None, str]] | None = None
         self._held_limit = outbox_size
+        # Messages up to here were sent by the replay; their live copies are dropped.
+        self._replayed_through = 0
         self._close_timeout = close_timeout
         self._abort = abort
         # Set when the connection is finished with: closed by the server (after the close
@@ -104,6 +107,8 @@ class Connection:
         """
         if self.close_code is not None:
             return False
+        if seq is not None and seq <= self._replayed_through:
+            return True  # already replayed (published only after the replay read it)
         if self._held is not None:
             if len(self._held) >= self._held_limit:
                 return self._overflow()
@@ -122,7 +127,7 @@ class Connection:
 
     def begin_replay(self) -> None:
         """Hold live frames back until :meth:`end_replay`."""
-        self._held = []
+        self._held = collections.deque()
 
     async def replay(self, text: str) -> None:
         """Queue a replayed frame, waiting for room: a replay is paced by the client.
@@ -136,12 +141,29 @@ class Connection:
         if self.close_code is not None:
             raise ConnectionClosed
 
-    def end_replay(self, replayed_through: int) -> None:
-        """Release the held live frames, except messages with ``seq <= replayed_through``."""
-        held, self._held = self._held or [], None
-        for seq, text in held:
-            if seq is None or seq > replayed_through:
-                self.push(text, seq)
+    async def end_replay(self, replayed_through: int, final: str | None = None) -> None:
+        """Release the held live frames, except messages with ``seq <= replayed_through``
+        (live copies of those that come later are dropped too), then ``final``; then go live.
+
+        Waits for room like :meth:`replay` (the outbox may still be full of replayed frames),
+        holding back frames that arrive meanwhile, so none overtakes an older one. Raises
+        :class:`ConnectionClosed` once the connection is closed.
+        """
+        self._replayed_through = replayed_through
+        while True:
+            if self.close_code is not None:
+                raise ConnectionClosed
+            held = self._held
+            if held:
+                seq, text = held.popleft()
+                if seq is None or seq > replayed_through:
+                    await self.replay(text)
+            elif final is not None:
+                text, final = final, None
+                await self.replay(text)
+            else:
+                self._held = None
+                return
 
     def close(self, code: int, reason: str = "") -> None:
         """Close from the server side. Idempotent; frames still queued are dropped."""

@@ -15,6 +15,7 @@ from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.events import Ping, encode_event
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.presence import Presence
+from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.audience import Audience, Dialect, Room, Users
 from token_bowl_chat_server.realtime.connection import Connection
 
@@ -24,8 +25,10 @@ Clock = Callable[[], float]
 
 
 class Hub:
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = time.monotonic, caps: ConnectionCaps | None = None) -> None:
         self.clock = clock
+        # Slots for connections being opened or open, taken before the upgrade.
+        self.caps = caps or ConnectionCaps()
         self._connections: dict[int, Connection] = {}
         self._by_user: dict[str, dict[int, Connection]] = {}
         self.presence = Presence()

@@ -30,7 +30,7 @@ class ReplayTarget(Protocol):
 
     def begin_replay(self) -> None: ...
     async def replay(self, text: str) -> None: ...
-    def end_replay(self, replayed_through: int) -> None: ...
+    async def end_replay(self, replayed_through: int, final: str | None = None) -> None: ...
     def push(self, text: str, seq: int | None = None) -> bool: ...
 
 
@@ -44,7 +44,8 @@ class ResumeService:
 
     async def start(self, user: User, conn: ReplayTarget, since_seq: int | None) -> None:
         """Send the opening frames. ``conn`` must already be registered for live delivery and
-        must have called ``begin_replay()``; this ends the replay in every case."""
+        must have called ``begin_replay()``; this ends the replay in every case, unless the
+        connection closes meanwhile (``conn.replay`` raises then, and so does this)."""
         last_seq = await self.messages.last_seq()
         gap = since_seq is not None and since_seq > last_seq
         resuming = since_seq is not None and not gap
@@ -64,7 +65,9 @@ class ResumeService:
                     await conn.replay(
                         encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
                     )
-            conn.end_replay(last_seq)
+            # hello told an extended client that history covers everything up to last_seq;
+            # a legacy client was told nothing, so it gets every live frame.
+            await conn.end_replay(last_seq if conn.extended else 0)
             return
         cursor, replayed = since_seq, 0
         while True:
@@ -78,10 +81,11 @@ class ResumeService:
                 break
         self.resumes += 1
         self.replayed += replayed
-        # Read after the last page: any message up to here that the pages missed was
-        # committed after they were read, so it is among the held live frames.
-        last_seq = max(await self.messages.last_seq(), cursor)
-        conn.end_replay(cursor)
-        if conn.extended:
-            resumed = Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)
-            conn.push(encode_event(resumed))
+        # Everything up to the last_seq read before the pages was committed before they were
+        # read (seq order is commit order), so the pages hold all of it that is meant for this
+        # user. A newer last_seq would not do: a message committed after the last page but not
+        # yet published is neither replayed nor held, and a client told it had seen it would
+        # resume past it after its next disconnect and lose it.
+        last_seq = max(last_seq, cursor)
+        resumed = Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)
+        await conn.end_replay(cursor, encode_event(resumed) if conn.extended else None)

@@ -2,15 +2,26 @@
 
 The read loop handles one frame at a time, so replies come back in request order. Anything
 wrong with a frame gets an ``error`` frame and the connection stays open (upstream dropped it).
+
+What one connection may cost the others is bounded: a slot under the per-user and
+per-address caps is taken before the upgrade (HTTP 429 ``too_many_connections`` otherwise),
+every inbound frame is charged to the connection's frame budget (``rate_limited`` error
+frames beyond it, close 4002 when the client keeps going), and the read loop yields after
+every frame. However the connection ends, the endpoint stops waiting for the peer once the
+connection has ended and frees everything it holds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
+from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.commands import MAX_INT, FrameError, decode_command
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error, Event, encode_event
@@ -20,7 +31,9 @@ from token_bowl_chat_server.api.errors import error_event
 from token_bowl_chat_server.api.ws.handlers import HANDLERS
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
-from token_bowl_chat_server.realtime.connection import Connection
+from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
+from token_bowl_chat_server.realtime.admission import Refusal
+from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed
 
 logger = logging.getLogger(__name__)
 
@@ -103,30 +116,156 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     user = await _authenticate(services, websocket)
     if user is None:
         return
-    await websocket.accept()
     hub = services.hub
-    conn = Connection(websocket, user, services.settings.outbox_size, hub.clock(), extended)
-    conn.begin_replay()
-    hub.add(conn)
-    conn.start()
+    address = websocket.client.host if websocket.client else None
+    refusal = hub.caps.acquire(user.id, address)
+    if refusal is not None:
+        await websocket.send_denial_response(
+            JSONResponse(
+                {"detail": _CAP_DETAIL[refusal], "code": ErrorCode.TOO_MANY_CONNECTIONS.value},
+                status_code=429,
+            )
+        )
+        return
     try:
-        await services.resume.start(user, conn, since_seq)
-        while conn.is_open:
-            frame = await websocket.receive()
-            if frame["type"] == "websocket.disconnect":
-                break
-            conn.touch(hub.clock())
-            text = frame.get("text")
-            if text is None:
-                reply: Event | None = Error(
-                    error="Binary frames are not supported; send JSON text frames",
-                    code=ErrorCode.INVALID_FRAME.value,
-                )
+        await websocket.accept()
+        conn = Connection(
+            websocket,
+            user,
+            services.settings.outbox_size,
+            hub.clock(),
+            extended,
+            close_timeout=services.settings.ws_close_timeout,
+            abort=_aborter(websocket),
+        )
+        conn.begin_replay()
+        hub.add(conn)
+        conn.start()
+        try:
+            if await _still_authenticated(services, websocket, user):
+                await _run_until_ended(services, websocket, conn, since_seq)
             else:
-                reply = await _handle(services, conn, text)
-            if reply is not None:
-                conn.push(encode_event(reply))
+                conn.close(CloseCode.POLICY_VIOLATION, "API key rotated")
+                await conn.ended.wait()
+        finally:
+            hub.remove(conn)
+            services.typing.connection_closed(conn.id)
+            await conn.finish()
     finally:
-        hub.remove(conn)
-        services.typing.connection_closed(conn.id)
-        await conn.finish()
+        hub.caps.release(user.id, address)
+
+
+_CAP_DETAIL = {
+    Refusal.USER: "Too many open WebSocket connections for this user",
+    Refusal.ADDRESS: "Too many open WebSocket connections from this address",
+}
+
+
+def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
+    """A way to drop the socket without a close handshake, where the server offers one.
+
+    ASGI has no abort, and a close waits for the peer to take the close frame, which a peer
+    that never reads never does. uvicorn's ``receive`` is a method of its protocol object,
+    which holds the asyncio transport; ``transport.abort()`` drops the socket at once and
+    makes uvicorn report the disconnect. Elsewhere the connection is still freed when its
+    close times out; only the socket then lingers until the server gives up on it.
+    """
+    protocol = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    abort = getattr(getattr(protocol, "transport", None), "abort", None)
+    return abort if callable(abort) else None
+
+
+async def _still_authenticated(services: Services, websocket: WebSocket, user: User) -> bool:
+    """Check the key again now that the connection is in the hub.
+
+    A key rotation closes the sockets in the hub right after it commits. A connect that
+    authenticated just before the rotation and joined just after that sweep would live on
+    with the dead key; from here on a rotation's sweep finds this connection, and this
+    second look sees any rotation that committed before it.
+    """
+    try:
+        again = await services.accounts.authenticate(_credential(websocket))
+    except NotAuthenticated:
+        return False
+    return again.id == user.id
+
+
+async def _run_until_ended(
+    services: Services, websocket: WebSocket, conn: Connection, since_seq: int | None
+) -> None:
+    """Replay, then read frames, until the peer leaves or the connection ends.
+
+    Both may wait on the peer forever (a replay for room in the outbox, the read loop in
+    ``receive()``), so they run in a task that is cancelled once the connection has ended.
+    """
+    session = asyncio.create_task(_serve(services, websocket, conn, since_seq))
+    ended = asyncio.create_task(conn.ended.wait())
+    try:
+        await asyncio.wait({session, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not session.done():
+            session.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await session
+    failure = None if session.cancelled() else session.exception()
+    if failure is not None:
+        raise failure
+
+
+async def _serve(
+    services: Services, websocket: WebSocket, conn: Connection, since_seq: int | None
+) -> None:
+    try:
+        await services.resume.start(conn.user, conn, since_seq)
+        await _read_loop(services, websocket, conn)
+    except ConnectionClosed:
+        return
+
+
+async def _read_loop(services: Services, websocket: WebSocket, conn: Connection) -> None:
+    hub, settings = services.hub, services.settings
+    budget = FrameBudget(settings.ws_frame_rate, settings.ws_frame_burst, hub.clock())
+    while conn.is_open:
+        frame = await websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        now = hub.clock()
+        conn.touch(now)
+        verdict = budget.admit(now)
+        text = frame.get("text")
+        reply: Event | None
+        if verdict is Verdict.CLOSE:
+            conn.close(CloseCode.RATE_LIMITED, "too many frames: reconnect later")
+            return
+        if verdict is Verdict.REFUSE:
+            reply = _rate_limited(text, budget)
+        elif text is None:
+            reply = Error(
+                error="Binary frames are not supported; send JSON text frames",
+                code=ErrorCode.INVALID_FRAME.value,
+            )
+        else:
+            reply = await _handle(services, conn, text)
+        if reply is not None:
+            conn.push(encode_event(reply))
+        # receive() returns without yielding while frames are buffered, and a frame without
+        # a reply (typing, pong) may await nothing: yield, so one busy socket cannot hold
+        # the event loop from everyone else.
+        await asyncio.sleep(0)
+
+
+def _rate_limited(text: str | None, budget: FrameBudget) -> Error:
+    """The refusal of a frame beyond the budget, echoing its request_id when it has one."""
+    request_id = None
+    if text is not None:
+        try:
+            request_id = decode_command(text).request_id
+        except FrameError as exc:
+            request_id = exc.request_id
+    return Error(
+        error=f"Too many frames: at most {budget.rate:g} per second on one connection; "
+        f"retry in {budget.retry_after():.2f} s",
+        code=ErrorCode.RATE_LIMITED.value,
+        request_id=request_id,
+    )
