@@ -14,18 +14,35 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.models import reject_nul
+from token_bowl_chat.protocol.models import check_text
 
-RequestId = Annotated[str, Field(max_length=128)] | StrictInt
-# Client text that is stored or looked up: a JSON string without NUL characters.
-Str = Annotated[StrictStr, AfterValidator(reject_nul)]
+# Integers a client may send are kept to a signed 64-bit range: every database and most JSON
+# libraries hold that, and a larger one would overflow the query it ends up in.
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
+
+RequestId = (
+    Annotated[str, Field(max_length=128), AfterValidator(check_text)]
+    | Annotated[StrictInt, Field(ge=MIN_INT, le=MAX_INT)]
+)
+# Every client string field: a JSON string without NUL characters or lone surrogates.
+Str = Annotated[StrictStr, AfterValidator(check_text)]
 
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 1000
+MAX_OFFSET = MAX_INT
 
 
 class Command(BaseModel):
@@ -72,7 +89,7 @@ class GetUnreadCount(Command):
 
 class _Page(Command):
     limit: Annotated[StrictInt, Field(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT
-    offset: Annotated[StrictInt, Field(ge=0)] = 0
+    offset: Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET)] = 0
 
 
 class GetMessages(_Page):
@@ -164,20 +181,40 @@ class FrameError(Exception):
         self.request_id = request_id
 
 
+_REQUEST_ID: TypeAdapter[str | int] = TypeAdapter(RequestId)
+_REQUEST_ID_RULE = "a string of at most 128 characters or a 64-bit integer"
+
+# An unknown ``type`` is quoted in the error at most this long, so the reply stays small.
+_MAX_QUOTED = 100
+
+
 def _request_id_of(data: dict[str, Any]) -> str | int | None:
+    """The frame's ``request_id`` when it is valid, so an error can echo it; else ``None``."""
     value = data.get("request_id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and len(value) <= 128:
-        return value
-    return None
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return _REQUEST_ID.validate_python(value)
+    except PydanticValidationError:
+        return None
+
+
+def _quoted(tag: str) -> str:
+    return tag if len(tag) <= _MAX_QUOTED else tag[:_MAX_QUOTED] + "..."
 
 
 def decode_command(text: str | bytes) -> Command:
-    """Parse one text frame into its command, or raise :class:`FrameError`."""
+    """Parse one text frame into its command, or raise :class:`FrameError`.
+
+    Nothing else escapes for any input: a hostile frame (nesting deeper than the parser's
+    recursion limit, an integer of thousands of digits, invalid UTF-8, a lone surrogate in any
+    string) is a :class:`FrameError` like any other bad frame.
+    """
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise FrameError("Invalid JSON: nested too deeply", ErrorCode.INVALID_JSON) from None
+    except ValueError as exc:  # also JSONDecodeError, UnicodeDecodeError, too many digits
         raise FrameError(f"Invalid JSON: {exc}", ErrorCode.INVALID_JSON) from None
     if not isinstance(data, dict):
         raise FrameError("A frame must be a JSON object", ErrorCode.INVALID_FRAME)
@@ -189,14 +226,20 @@ def decode_command(text: str | bytes) -> Command:
         raise FrameError("Field 'type' must be a string", ErrorCode.INVALID_FRAME, request_id)
     cls = COMMAND_TYPES.get(tag)
     if cls is None:
-        raise FrameError(f"Unknown message type: {tag}", ErrorCode.UNKNOWN_TYPE, request_id)
+        # The tag is client text and may hold a lone surrogate: encode_event replaces it.
+        raise FrameError(
+            f"Unknown message type: {_quoted(tag)}", ErrorCode.UNKNOWN_TYPE, request_id
+        )
     try:
         return cls.model_validate({**data, "type": tag})
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "frame"
+        # Commands are flat: the first part of the location is the field (the rest names a
+        # union member, as for request_id, which has its own wording).
+        where = str(first["loc"][0]) if first["loc"] else "frame"
+        why = _REQUEST_ID_RULE if where == "request_id" else first["msg"]
         raise FrameError(
-            f"Invalid field '{where}': {first['msg']}", ErrorCode.INVALID_FRAME, request_id
+            f"Invalid field '{where}': {why}", ErrorCode.INVALID_FRAME, request_id
         ) from None
 
 

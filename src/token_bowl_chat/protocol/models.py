@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 LOGOS: tuple[str, ...] = (
     "claude-color.png",
@@ -39,16 +40,31 @@ MAX_EMOJI_LENGTH = 10
 MAX_URL_LENGTH = 2083
 
 
-def reject_nul(value: str) -> str:
-    # Text is stored as-is, and PostgreSQL cannot store NUL characters: refuse them up front
-    # with a validation error rather than fail in the database.
+def check_text(value: str) -> str:
+    """Refuse text that no database can store or no UTF-8 encoder can send.
+
+    PostgreSQL cannot store NUL characters. A lone UTF-16 surrogate (JSON ``"\\ud800"``
+    without its pair) decodes to a Python string that cannot be encoded as UTF-8, so it fails
+    in the database driver, in a log line or in the reply that echoes it. Both are refused
+    here, as a validation error of type ``invalid_text``, before they reach anything else.
+    """
     if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
+        raise PydanticCustomError(INVALID_TEXT, "text must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                INVALID_TEXT, "text must not contain lone UTF-16 surrogates"
+            ) from None
     return value
 
 
-Text = Annotated[str, AfterValidator(reject_nul)]
-"""A string without NUL characters: every client-supplied text that is stored or looked up."""
+INVALID_TEXT = "invalid_text"
+"""The validation error type (the ``type`` of a 422 ``detail`` item) :func:`check_text` raises."""
+
+Text = Annotated[str, AfterValidator(check_text)]
+"""Every client-supplied string: no NUL characters, no lone surrogates (:func:`check_text`)."""
 
 ROOM_DESCRIPTION = "This is a message for the fantasy league's group chat."
 
@@ -182,8 +198,8 @@ class UserSummary(_Wire):
 
 class UserRegistration(_Wire):
     username: Text = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
-    webhook_url: str | None = None
-    logo: str | None = None
+    webhook_url: Text | None = None
+    logo: Text | None = None
     role: Role | None = None
     viewer: bool = False
     admin: bool = False
@@ -243,13 +259,13 @@ class UserProfileResponse(_Wire):
 
 
 class UpdateLogoRequest(_Wire):
-    logo: str | None = None
+    logo: Text | None = None
 
     _logo = field_validator("logo")(_check_logo)
 
 
 class UpdateWebhookRequest(_Wire):
-    webhook_url: str | None = None
+    webhook_url: Text | None = None
 
     _url = field_validator("webhook_url")(_check_url)
 
@@ -311,8 +327,8 @@ class HTTPValidationError(_Wire):
 
 
 class StytchLoginRequest(_Wire):
-    email: str = Field(min_length=3, max_length=255)
-    username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    email: Text = Field(min_length=3, max_length=255)
+    username: Text | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
 
 
 class StytchLoginResponse(_Wire):
@@ -321,7 +337,7 @@ class StytchLoginResponse(_Wire):
 
 
 class StytchAuthenticateRequest(_Wire):
-    token: str = Field(min_length=1)
+    token: Text = Field(min_length=1)
 
 
 class StytchAuthenticateResponse(_Wire):
@@ -336,10 +352,10 @@ class StytchAuthenticateResponse(_Wire):
 class AdminUpdateUserRequest(_Wire):
     """``PATCH /admin/users/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
 
-    username: str | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
-    email: str | None = None
-    webhook_url: str | None = None
-    logo: str | None = None
+    username: Text | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    email: Text | None = None
+    webhook_url: Text | None = None
+    logo: Text | None = None
     viewer: bool | None = None
     admin: bool | None = None
     bot: bool | None = None
@@ -356,7 +372,7 @@ class AdminUpdateUserRequest(_Wire):
 
 
 class AdminMessageUpdate(_Wire):
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
 
 
 class AssignRoleRequest(_Wire):
@@ -370,9 +386,9 @@ class AssignRoleResponse(_Wire):
 
 
 class InviteUserRequest(_Wire):
-    email: str = Field(min_length=3, max_length=255)
+    email: Text = Field(min_length=3, max_length=255)
     role: Role = Role.MEMBER
-    signup_url: str
+    signup_url: Text
 
 
 class InviteUserResponse(_Wire):
@@ -385,9 +401,9 @@ class InviteUserResponse(_Wire):
 
 
 class CreateBotRequest(_Wire):
-    username: str = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
+    username: Text = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
     emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
-    webhook_url: str | None = None
+    webhook_url: Text | None = None
 
     _url = field_validator("webhook_url")(_check_url)
 
@@ -412,7 +428,7 @@ class UpdateBotRequest(_Wire):
     """``PATCH /bots/{id}``. ``None`` means "unchanged"; neither field can be cleared."""
 
     emoji: Annotated[Text, Field(max_length=MAX_EMOJI_LENGTH)] | None = None
-    webhook_url: str | None = None
+    webhook_url: Text | None = None
 
     _url = field_validator("webhook_url")(_check_url)
 
@@ -433,9 +449,9 @@ def _check_message_ids(value: list[str] | None) -> list[str] | None:
 
 
 class CreateConversationRequest(_Wire):
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
-    description: str | None = Field(default=None, min_length=1)
-    message_ids: list[str] = Field(default_factory=list)
+    title: Text | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
+    description: Text | None = Field(default=None, min_length=1)
+    message_ids: list[Text] = Field(default_factory=list)
 
     _ids = field_validator("message_ids")(_check_message_ids)
 
@@ -443,9 +459,9 @@ class CreateConversationRequest(_Wire):
 class UpdateConversationRequest(_Wire):
     """``PATCH /conversations/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
-    description: str | None = Field(default=None, min_length=1)
-    message_ids: list[str] | None = None
+    title: Text | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
+    description: Text | None = Field(default=None, min_length=1)
+    message_ids: list[Text] | None = None
 
     _ids = field_validator("message_ids")(_check_message_ids)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +52,28 @@ def status_of(exc: DomainError) -> int:
     return 500
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class ErrorJSONResponse(JSONResponse):
+    """An error body that always encodes: it may quote client input (a 422 ``input``, an id in
+    a message), and a lone UTF-16 surrogate in it would otherwise fail the response itself and
+    turn a 4xx into a 500. Each such character is sent as U+FFFD."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
+# FastAPI answers a body it could not parse for a reason other than a JSON syntax error
+# (invalid UTF-8, nesting deeper than the parser's recursion limit, an integer of thousands
+# of digits) with this 400; it is the same client mistake as a syntax error.
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
 def error_response(exc: DomainError) -> JSONResponse:
     status = status_of(exc)
     headers = None
@@ -58,7 +83,7 @@ def error_response(exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     elif isinstance(exc, StorageUnavailable):
         headers = {"Retry-After": "1"}
-    return JSONResponse(
+    return ErrorJSONResponse(
         {"detail": exc.message, "code": exc.code.value}, status_code=status, headers=headers
     )
 
@@ -79,12 +104,14 @@ def install(app: FastAPI) -> None:
         if any(err.get("type") == "json_invalid" for err in errors):
             code = ErrorCode.INVALID_JSON
         body = {"detail": _jsonable(errors), "code": code.value}
-        return JSONResponse(body, status_code=422)
+        return ErrorJSONResponse(body, status_code=422)
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+            return _invalid_json(exc.__cause__)
         code = _ROUTE_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
-        return JSONResponse(
+        return ErrorJSONResponse(
             {"detail": exc.detail, "code": code.value},
             status_code=exc.status_code,
             headers=exc.headers,
@@ -92,7 +119,7 @@ def install(app: FastAPI) -> None:
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
+        return ErrorJSONResponse(
             {"detail": "Internal server error", "code": ErrorCode.INTERNAL_ERROR.value},
             status_code=500,
         )
@@ -103,12 +130,37 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
+def _invalid_json(cause: BaseException | None) -> JSONResponse:
+    """422 ``invalid_json`` in the shape FastAPI gives a JSON syntax error."""
+    if isinstance(cause, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        reason = "not valid UTF-8"
+    elif isinstance(cause, ValueError):
+        reason = str(cause)
+    else:
+        reason = "unreadable body"
+    item = {
+        "type": "json_invalid",
+        "loc": ["body"],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": reason},
+    }
+    return ErrorJSONResponse(
+        {"detail": [item], "code": ErrorCode.INVALID_JSON.value}, status_code=422
+    )
+
+
 def _jsonable(errors: object) -> object:
-    """Validation errors may carry exception objects in ``ctx``; make them strings."""
+    """Validation errors may carry exception objects in ``ctx``; make them strings. Input is
+    echoed, so lone surrogates in it become U+FFFD (the body must encode as UTF-8)."""
     if isinstance(errors, dict):
-        return {key: _jsonable(value) for key, value in errors.items()}
+        return {_jsonable(key): _jsonable(value) for key, value in errors.items()}
     if isinstance(errors, list | tuple):
         return [_jsonable(value) for value in errors]
-    if isinstance(errors, str | int | float | bool) or errors is None:
+    if isinstance(errors, str):
+        return _SURROGATE.sub("\ufffd", errors)
+    if isinstance(errors, int | float | bool) or errors is None:
         return errors
-    return str(errors)
+    return _SURROGATE.sub("\ufffd", str(errors))
