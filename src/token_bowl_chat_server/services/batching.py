@@ -26,10 +26,17 @@ R = TypeVar("R")
 
 class Batcher(Generic[T, R]):
     def __init__(
-        self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_batch: int
+        self,
+        flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        max_batch: int,
+        isolate: Callable[[Exception], bool] = lambda _: True,
     ) -> None:
+        """``isolate(exc)``: whether a flush failing with ``exc`` may be the fault of one of
+        its items, so that retrying the items apart can help (False for "the database is
+        unavailable", which fails every item alike)."""
         self._flush = flush
         self._max_batch = max_batch
+        self._isolate = isolate
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
         self.splits = 0  # failed flushes of several items that were split and retried
@@ -71,7 +78,7 @@ class Batcher(Generic[T, R]):
             if len(results) != len(batch):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)}")
         except Exception as exc:
-            if len(batch) == 1:
+            if len(batch) == 1 or not self._isolate(exc):
                 _fail(batch, exc)
                 state.failures_in_a_row += 1
                 if state.failures_in_a_row >= _GIVE_UP_AFTER:

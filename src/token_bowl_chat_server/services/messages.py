@@ -17,6 +17,7 @@ from token_bowl_chat_server.domain.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    StorageUnavailable,
 )
 from token_bowl_chat_server.domain.ids import is_message_id
 from token_bowl_chat_server.domain.permissions import can_see, check_can_send
@@ -78,7 +79,12 @@ class MessageService:
         self.monotonic = monotonic
         self.stored = 0  # messages stored since start (retries of a stored one not counted)
         self.commits = 0  # transactions those took: stored / commits is the group-commit size
-        self._writer: Batcher[NewMessage, Appended] = Batcher(self._commit_and_publish, max_batch)
+        self._writer: Batcher[NewMessage, Appended] = Batcher(
+            self._commit_and_publish,
+            max_batch,
+            # An unavailable database fails every message alike: no use retrying them apart.
+            isolate=lambda exc: not isinstance(exc, StorageUnavailable),
+        )
 
     async def send(
         self,

@@ -117,3 +117,20 @@ async def test_a_flush_returning_the_wrong_number_of_results_fails_its_callers()
     batcher: Batcher[int, int] = Batcher(flush, max_batch=10)
     with pytest.raises(RuntimeError):
         await asyncio.wait_for(batcher.submit(1), 5)
+
+
+async def test_a_failure_that_cannot_be_an_items_fault_is_not_retried() -> None:
+    attempts: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        attempts.append(len(items))
+        if items != [0]:
+            raise ConnectionError("database unreachable")
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(
+        flush, max_batch=64, isolate=lambda exc: not isinstance(exc, ConnectionError)
+    )
+    results = await _shared_batch(batcher, list(range(1, 65)))
+    assert all(isinstance(r, ConnectionError) for r in results[1:])
+    assert attempts == [1, 64]  # the shared flush failed once, and was not split
