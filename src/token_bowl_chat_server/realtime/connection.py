@@ -232,6 +232,11 @@ class Connection:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+        if self._closer is not None:
+            # Let a server-side close send its close frame (bounded by the close timeout):
+            # once the endpoint returns, the server drops the socket without one.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._closer
 
     def touch(self, now: float) -> None:
         self.last_activity = now
