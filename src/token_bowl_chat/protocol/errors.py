@@ -15,8 +15,12 @@ class ErrorCode(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     ADMIN_REQUIRED = "admin_required"
     # input
+    # REST body / query / path validation, text with a NUL or a lone surrogate included
     VALIDATION_ERROR = "validation_error"
+    # not JSON: syntax, invalid UTF-8, nesting beyond the parser, integers of 4300+ digits
     INVALID_JSON = "invalid_json"
+    # a frame of the wrong shape: not an object, a wrong field type, unstorable text, a
+    # number out of range, a binary frame
     INVALID_FRAME = "invalid_frame"
     UNKNOWN_TYPE = "unknown_type"
     MISSING_FIELD = "missing_field"
