@@ -57,6 +57,10 @@ class PostgresCluster:
             check=True,
             capture_output=True,
         )  # fmt: skip
+        self.launch(timeout)
+
+    def launch(self, timeout: float = 30.0) -> None:
+        """Start the postgres server on the existing data directory and wait until ready."""
         log = (self.root / "postgres.log").open("ab")
         self.proc = subprocess.Popen(
             self._run(
@@ -96,6 +100,27 @@ class PostgresCluster:
             capture_output=True,
         )  # fmt: skip
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def shut_down(self, timeout: float = 30.0) -> None:
+        """Fast shutdown, as an operator's restart does: open sessions are terminated, the
+        data stays. :meth:`launch` starts it again on the same port."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # pg_ctl signals the postmaster itself (runuser, our child, would not pass SIGINT on)
+        # and waits until it has exited.
+        subprocess.run(
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                "-t", str(int(timeout)), "stop",
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        self.proc.wait(timeout)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        self.shut_down(timeout)
+        self.launch(timeout)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
