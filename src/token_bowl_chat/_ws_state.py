@@ -1,9 +1,11 @@
 """The WebSocket client's bookkeeping, free of I/O: URLs, backoff, request matching,
-duplicate suppression, typing expiry and error-frame mapping. ``websocket.py`` drives it."""
+duplicate suppression, typing expiry, bulk receipts and error-frame mapping. ``websocket.py``
+drives it."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,12 +25,20 @@ from token_bowl_chat.exceptions import (
     ValidationError,
 )
 from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat.protocol.version import PROTOCOL_VERSION, VERSION_PARAM
 
 _HTTP_TO_WS = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 
 
 def websocket_url(base_url: str, since_seq: int | None = None) -> str:
-    """``ws(s)://host[/prefix]/ws``, from an http(s) or ws(s) base URL (``/ws`` optional)."""
+    """``ws(s)://host[/prefix]/ws?...``, from an http(s) or ws(s) base URL (``/ws`` optional).
+
+    The query asks for the extended protocol (``protocol_version``): without it our server
+    sends none of ``hello``, ``resumed``, pushed counts, ``read_up_to``, because a legacy
+    client would misread them; an upstream server ignores it. On a resume it carries
+    ``since_seq``. The API key goes in the ``X-API-Key`` header, never in the URL, which the
+    websockets library logs at debug level.
+    """
     parts = urlsplit(base_url.strip())
     scheme = _HTTP_TO_WS.get(parts.scheme.lower())
     if scheme is None or not parts.netloc:
@@ -36,8 +46,10 @@ def websocket_url(base_url: str, since_seq: int | None = None) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/ws"):
         path += "/ws"
-    query = urlencode({"since_seq": since_seq}) if since_seq is not None else ""
-    return urlunsplit((scheme, parts.netloc, path, query, ""))
+    params: dict[str, str | int] = {VERSION_PARAM: PROTOCOL_VERSION}
+    if since_seq is not None:
+        params["since_seq"] = since_seq
+    return urlunsplit((scheme, parts.netloc, path, urlencode(params), ""))
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -195,3 +207,75 @@ class TypingState:
         gone = list(self._until)
         self._until.clear()
         return gone
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    id: str
+    seq: int
+    to_username: str | None  # None: a room message
+
+
+class OwnMessages:
+    """The newest ``size`` messages this client sent, to turn a bulk receipt into the
+    per-message ``on_read_receipt(message_id, read_by)`` calls of the documented API.
+
+    A bulk mark (mark all / room / a user's DMs) reaches the author as one ``read_up_to``
+    frame ("``read_by`` has read your messages in ``scope`` up to ``up_to_seq``"), not one
+    receipt per message, so that no reader can flood an author. :meth:`read_up_to` lists the
+    messages of ours that frame covers. A (message, reader) pair is reported once: a message
+    read singly and then again by a bulk mark is not reported twice.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seqs: list[int] = []  # sorted; _sent[i] has seq _seqs[i]
+        self._sent: list[SentMessage] = []
+        self._reported: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # (reader, "room" | "direct") -> every such message up to this seq is reported.
+        self._through: dict[tuple[str, str], int] = {}
+
+    def add(self, message_id: str, seq: int, to_username: str | None) -> None:
+        at = bisect.bisect_right(self._seqs, seq)  # replies may arrive slightly out of order
+        if at > 0 and self._seqs[at - 1] == seq:
+            return  # the same message again (a resent send)
+        self._seqs.insert(at, seq)
+        self._sent.insert(at, SentMessage(message_id, seq, to_username))
+        if len(self._sent) > 2 * self.size:  # trim in batches: O(1) amortised
+            del self._seqs[: self.size], self._sent[: self.size]
+
+    def first_report(self, message_id: str, reader: str) -> bool:
+        """True the first time a receipt for ``message_id`` by ``reader`` is seen."""
+        key = (message_id, reader)
+        if key in self._reported:
+            return False
+        self._reported[key] = None
+        if len(self._reported) > self.size:
+            self._reported.popitem(last=False)
+        return True
+
+    def read_up_to(
+        self, reader: str, scope: str, up_to_seq: int, last_message_id: str
+    ) -> list[str]:
+        """Ids of our messages newly reported read by a ``read_up_to`` frame, in seq order.
+        ``last_message_id`` (the newest one covered) is included even if we did not send it
+        from this client."""
+        kinds = {"room": ("room",), "direct": ("direct",)}.get(scope, ("room", "direct"))
+        start = min(self._through.get((reader, kind), -1) for kind in kinds)
+        ids: list[str] = []
+        for sent in self._sent[bisect.bisect_right(self._seqs, start) :]:
+            if sent.seq > up_to_seq:
+                break
+            kind = "room" if sent.to_username is None else "direct"
+            if kind not in kinds or (kind == "direct" and sent.to_username != reader):
+                continue
+            if sent.seq <= self._through.get((reader, kind), -1):
+                continue
+            if self.first_report(sent.id, reader):
+                ids.append(sent.id)
+        for kind in kinds:
+            key = (reader, kind)
+            self._through[key] = max(self._through.get(key, -1), up_to_seq)
+        if last_message_id not in ids and self.first_report(last_message_id, reader):
+            ids.append(last_message_id)
+        return ids

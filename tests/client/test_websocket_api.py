@@ -282,7 +282,10 @@ async def test_rotated_key_stops_reconnecting(live_server: LiveServer) -> None:
     async with AsyncTokenBowlClient(api_key=alice.api_key, base_url=live_server.http_url) as rest:
         await rest.regenerate_api_key()
     await eventually(lambda: events == ["disconnect"])
+    # 1008: no retry with a dead key, and the application hears why it stopped.
+    await eventually(lambda: len(errors) == 1, what="on_error not told of the dead key")
+    assert isinstance(errors[0], AuthenticationError) and not ws.is_connected
     await asyncio.sleep(0.3)
-    assert not ws.is_connected and errors == []  # 1008: no retry with a dead key
+    assert events == ["disconnect"] and len(errors) == 1
     with pytest.raises(ValueError):
         await ws.get_unread_count()

@@ -9,6 +9,7 @@ import pytest
 
 from token_bowl_chat import exceptions as exc
 from token_bowl_chat._ws_state import (
+    OwnMessages,
     Pending,
     PendingRequests,
     RecentIds,
@@ -22,13 +23,15 @@ from token_bowl_chat._ws_state import (
 @pytest.mark.parametrize(
     ("base", "since", "url"),
     [
-        ("http://h:1", None, "ws://h:1/ws"),
-        ("https://h/", None, "wss://h/ws"),
-        ("ws://h:1/ws", 5, "ws://h:1/ws?since_seq=5"),
-        ("https://h/prefix", 0, "wss://h/prefix/ws?since_seq=0"),
+        ("http://h:1", None, "ws://h:1/ws?protocol_version=1.1"),
+        ("https://h/", None, "wss://h/ws?protocol_version=1.1"),
+        ("ws://h:1/ws", 5, "ws://h:1/ws?protocol_version=1.1&since_seq=5"),
+        ("https://h/prefix", 0, "wss://h/prefix/ws?protocol_version=1.1&since_seq=0"),
     ],
 )
 def test_websocket_url(base: str, since: int | None, url: str) -> None:
+    """Every connection asks for the extended protocol (else our server sends no hello and
+    no resume frames); the key travels in a header, never in the logged URL."""
     assert websocket_url(base, since) == url
 
 
@@ -101,3 +104,29 @@ def test_error_frames_map_to_exceptions(code: str | None, cls: type[Exception]) 
         frame["code"] = code
     error = error_from_frame(frame)
     assert type(error) is cls and str(error) == "text"
+
+
+def test_a_bulk_receipt_covers_our_messages_in_its_scope_once() -> None:
+    own = OwnMessages()
+    own.add("r1", 1, None)
+    own.add("d-bob", 2, "bob")
+    own.add("d-eve", 3, "eve")
+    own.add("r4", 4, None)
+    own.add("r6", 6, None)
+    assert own.first_report("r1", "bob")  # a single receipt came first
+    assert own.read_up_to("bob", "room", 4, "r4") == ["r4"]  # r1 not again, r6 is newer
+    assert own.read_up_to("bob", "room", 4, "r4") == []  # the same frame twice
+    assert own.read_up_to("bob", "direct", 2, "d-bob") == ["d-bob"]  # not eve's DM
+    assert own.read_up_to("eve", "all", 6, "r6") == ["r1", "d-eve", "r4", "r6"]
+    # A message sent from another device is unknown here, but the frame names the newest.
+    assert own.read_up_to("bob", "room", 9, "elsewhere") == ["r6", "elsewhere"]
+
+
+def test_own_messages_stay_bounded_and_ordered() -> None:
+    own = OwnMessages(size=3)
+    for seq in (5, 3, 4, 1, 2, 9, 8, 7, 6):  # replies may come back out of order
+        own.add(f"m{seq}", seq, None)
+    own.add("m9", 9, None)  # a resent send: no second entry
+    covered = own.read_up_to("bob", "room", 9, "m9")
+    assert covered == sorted(covered, key=lambda mid: int(mid[1:]))
+    assert "m9" in covered and len(covered) <= 6
