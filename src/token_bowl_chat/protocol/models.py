@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     HttpUrl,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -63,8 +64,21 @@ def check_text(value: str) -> str:
 INVALID_TEXT = "invalid_text"
 """The validation error type (the ``type`` of a 422 ``detail`` item) :func:`check_text` raises."""
 
-Text = Annotated[str, AfterValidator(check_text)]
+# The JSON schema states the NUL rule as a pattern, so the OpenAPI document does not promise
+# more than the validator accepts (lone surrogates cannot be written in a JSON Schema regex).
+Text = Annotated[
+    str, AfterValidator(check_text), Field(json_schema_extra={"pattern": "^[^\\x00]*$"})
+]
 """Every client-supplied string: no NUL characters, no lone surrogates (:func:`check_text`)."""
+
+# Schema-only descriptions of what _check_logo and _check_url accept, for the OpenAPI document.
+LogoName = Annotated[Text, WithJsonSchema({"type": "string", "enum": list(LOGOS)})]
+WebhookUrl = Annotated[
+    Text,
+    WithJsonSchema(
+        {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
+    ),
+]
 
 ROOM_DESCRIPTION = "This is a message for the fantasy league's group chat."
 
@@ -197,9 +211,19 @@ class UserSummary(_Wire):
 
 
 class UserRegistration(_Wire):
+    # _bots_use_emoji below, stated in the schema too
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["bot", "logo"],
+                "properties": {"bot": {"const": True}, "logo": {"type": "string"}},
+            }
+        }
+    )
+
     username: Text = Field(min_length=1, max_length=MAX_USERNAME_LENGTH)
-    webhook_url: Text | None = None
-    logo: Text | None = None
+    webhook_url: WebhookUrl | None = None
+    logo: LogoName | None = None
     role: Role | None = None
     viewer: bool = False
     admin: bool = False
@@ -259,13 +283,13 @@ class UserProfileResponse(_Wire):
 
 
 class UpdateLogoRequest(_Wire):
-    logo: Text | None = None
+    logo: LogoName | None = None
 
     _logo = field_validator("logo")(_check_logo)
 
 
 class UpdateWebhookRequest(_Wire):
-    webhook_url: Text | None = None
+    webhook_url: WebhookUrl | None = None
 
     _url = field_validator("webhook_url")(_check_url)
 

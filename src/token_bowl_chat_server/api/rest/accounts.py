@@ -8,11 +8,12 @@ from fastapi.responses import JSONResponse
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import Role, UserRegistration, UserRegistrationResponse
 from token_bowl_chat_server.api.deps import ServicesDep
+from token_bowl_chat_server.api.rest.responses import errors
 
 router = APIRouter(tags=["accounts"])
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, responses=errors(400, 403, 409, 422, 429))
 async def register(
     body: UserRegistration, request: Request, services: ServicesDep
 ) -> UserRegistrationResponse:
@@ -42,11 +43,12 @@ def _not_configured() -> JSONResponse:
     )
 
 
-@router.post("/auth/magic-link/send")
+# Documented as what they answer: 503 with the error body, never a success.
+@router.post("/auth/magic-link/send", status_code=503, responses=errors(503))
 async def magic_link_send() -> JSONResponse:
     return _not_configured()
 
 
-@router.post("/auth/magic-link/authenticate")
+@router.post("/auth/magic-link/authenticate", status_code=503, responses=errors(503))
 async def magic_link_authenticate() -> JSONResponse:
     return _not_configured()

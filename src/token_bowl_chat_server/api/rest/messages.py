@@ -14,9 +14,10 @@ from token_bowl_chat.protocol.models import (
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import CurrentUser, ServicesDep
 from token_bowl_chat_server.api.rest.pages import DEFAULT_LIMIT, Limit, Offset
+from token_bowl_chat_server.api.rest.responses import errors
 from token_bowl_chat_server.domain.entities import Message
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], responses=errors(401, 422))
 
 
 def _page(
@@ -28,7 +29,7 @@ def _page(
     )
 
 
-@router.post("/messages", status_code=201)
+@router.post("/messages", status_code=201, responses=errors(400, 403, 404, 409, 429))
 async def send_message(
     body: SendMessageRequest, user: CurrentUser, services: ServicesDep
 ) -> MessageResponse:
@@ -38,7 +39,7 @@ async def send_message(
     return render.message(message)
 
 
-@router.get("/messages")
+@router.get("/messages", responses=errors(400))
 async def room_history(
     user: CurrentUser,
     services: ServicesDep,
@@ -50,7 +51,7 @@ async def room_history(
     return _page(messages, total, limit, offset)
 
 
-@router.get("/messages/direct")
+@router.get("/messages/direct", responses=errors(400))
 async def direct_history(
     user: CurrentUser,
     services: ServicesDep,
@@ -86,12 +87,12 @@ async def mark_all_read(user: CurrentUser, services: ServicesDep) -> MarkAllRead
     return MarkAllReadResponse(marked_as_read=await services.reads.mark_all_read(user))
 
 
-@router.post("/messages/{message_id}/read", status_code=204)
+@router.post("/messages/{message_id}/read", status_code=204, responses=errors(404))
 async def mark_read(message_id: str, user: CurrentUser, services: ServicesDep) -> Response:
     await services.reads.mark_read(user, message_id)
     return Response(status_code=204)
 
 
-@router.get("/messages/{message_id}")
+@router.get("/messages/{message_id}", responses=errors(404))
 async def get_message(message_id: str, user: CurrentUser, services: ServicesDep) -> MessageResponse:
     return render.message(await services.messages.get(user, message_id))

@@ -17,8 +17,10 @@ from token_bowl_chat.protocol.models import (
 )
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import CurrentUser, ProfileEditor, ServicesDep
+from token_bowl_chat_server.api.rest.responses import errors
 
-router = APIRouter(tags=["users"])
+# 401 on every route but /logos, which needs no key.
+router = APIRouter(tags=["users"], responses=errors(401, 422))
 
 
 @router.get("/users")
@@ -41,7 +43,7 @@ async def my_profile(user: CurrentUser) -> UserProfileResponse:
     return render.private_profile(user)
 
 
-@router.patch("/users/me/logo")
+@router.patch("/users/me/logo", responses=errors(403))
 async def update_logo(
     body: UpdateLogoRequest, user: ProfileEditor, services: ServicesDep
 ) -> LogoUpdateResponse:
@@ -49,7 +51,7 @@ async def update_logo(
     return LogoUpdateResponse(message="Logo updated successfully", logo=updated.logo or "")
 
 
-@router.patch("/users/me/webhook")
+@router.patch("/users/me/webhook", responses=errors(403))
 async def update_webhook(
     body: UpdateWebhookRequest, user: ProfileEditor, services: ServicesDep
 ) -> WebhookUpdateResponse:
@@ -59,7 +61,7 @@ async def update_webhook(
     )
 
 
-@router.patch("/users/me/username")
+@router.patch("/users/me/username", responses=errors(403, 409))
 async def update_username(
     body: UpdateUsernameRequest, user: ProfileEditor, services: ServicesDep
 ) -> UserProfileResponse:
@@ -72,6 +74,6 @@ async def regenerate_api_key(user: CurrentUser, services: ServicesDep) -> ApiKey
     return ApiKeyResponse(message="API key regenerated successfully", api_key=key)
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", responses=errors(400, 404))
 async def user_profile(user_id: str, user: CurrentUser, services: ServicesDep) -> PublicUserProfile:
     return render.public_profile(await services.accounts.by_id(user_id))

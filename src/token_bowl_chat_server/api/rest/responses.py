@@ -1,0 +1,43 @@
+"""The error responses each REST operation documents in ``/openapi.json``.
+
+FastAPI documents only the success status and its own 422 shape. Our errors all share one
+body, ``{"detail": ..., "code": ...}`` (api/errors.py), with ``code`` from the stable set in
+``token_bowl_chat.protocol.errors``; routers list the statuses an operation can answer with
+``responses=errors(...)``, so clients (and schemathesis) can rely on the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from token_bowl_chat.protocol.errors import ErrorCode
+
+
+class ErrorResponse(BaseModel):
+    """Every REST error body. ``detail`` is upstream's human-readable text, or for 422 the
+    list of validation errors; ``code`` is what a program should branch on."""
+
+    detail: str | list[dict[str, Any]]
+    code: ErrorCode
+
+
+_DESCRIPTIONS = {
+    400: "Refused input; `code` says why (invalid_timestamp, invalid_id, ...)",
+    401: "Missing or unknown API key (authentication_required)",
+    403: "The caller's role may not do this",
+    404: "Unknown, or not visible to the caller",
+    409: "Conflicts with existing state (username_taken, client_message_id_conflict)",
+    422: "Validation failed (validation_error, invalid_json, ...)",
+    429: "Rate limited (rate_limited); retry after the Retry-After header's seconds",
+    503: "Not available on this server",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status with the shared error body."""
+    return {
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        for status in statuses
+    }
