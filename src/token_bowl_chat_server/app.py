@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat_server.api import errors
 from token_bowl_chat_server.api.deps import Services
-from token_bowl_chat_server.api.rest import accounts, health, messages, metrics, users
+from token_bowl_chat_server.api.rest import accounts, health, messages, metrics, users, web
 from token_bowl_chat_server.api.ws import endpoint
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
@@ -131,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         health.router,
         metrics.router,
         endpoint.router,
+        web.router,
     ):
         app.include_router(router)
     return app

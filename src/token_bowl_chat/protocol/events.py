@@ -149,6 +149,17 @@ class TypingStopped(Event):
     to_username: str | None = None
 
 
+class PresenceChanged(Event):
+    """Extension: a user came online (their first connection opened) or went offline (their
+    last one closed). Sent to the other users' extended connections only; not part of
+    :data:`ServerEvent`, so clients that do not show presence read it as an unknown frame."""
+
+    type: Literal["presence"] = "presence"
+    user_id: str
+    username: str
+    online: bool
+
+
 class Hello(Event):
     """Extension: the first frame on every connection.
 

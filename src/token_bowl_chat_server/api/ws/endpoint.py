@@ -34,6 +34,7 @@ from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
 from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
 from token_bowl_chat_server.realtime.admission import Refusal
 from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed
+from token_bowl_chat_server.realtime.presence_frames import announce_presence
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             abort=_aborter(websocket),
         )
         conn.begin_replay()
-        hub.add(conn)
+        if hub.add(conn):
+            announce_presence(hub, user, online=True)
         conn.start()
         try:
             if await _still_authenticated(services, websocket, user):
@@ -148,7 +150,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 conn.close(CloseCode.POLICY_VIOLATION, "API key rotated")
                 await conn.ended.wait()
         finally:
-            hub.remove(conn)
+            if hub.remove(conn):
+                announce_presence(hub, conn.user, online=False)
             services.typing.connection_closed(conn.id)
             await conn.finish()
     finally:
