@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-postgresql postgresql bench clean
+.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-# The fault tests start a PostgreSQL cluster of their own on either pass.
-pytest: $(STAMP) postgresql
+# The web page's JavaScript, type-checked from its JSDoc by TypeScript (from the npm registry).
+webcheck:
+	cd web-check && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	cd web-check && npx --no-install tsc -p tsconfig.json
+
+# The fault tests start a PostgreSQL cluster of their own on either pass; the web tests drive
+# Debian's chromium.
+pytest: $(STAMP) postgresql chromium
 	$(BIN)/pytest -W error
 
 # The same suite again with every server on a throwaway PostgreSQL cluster.
-pytest-postgresql: $(STAMP) postgresql
+pytest-postgresql: $(STAMP) postgresql chromium
 	$(BIN)/pytest -W error --database postgresql
 
 # Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
@@ -40,7 +46,18 @@ postgresql:
 	  fi; \
 	fi
 
-test: lint typecheck pytest pytest-postgresql
+# Debian's chromium for the web UI tests (playwright drives it; its own browser downloads are
+# not used); installed here when missing and we may (root + apt).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: sudo apt-get install chromium"; exit 1; \
+	  fi; \
+	fi
+
+test: lint typecheck webcheck pytest pytest-postgresql
 
 bench: $(STAMP)
 	$(BIN)/python bench/fanout.py --sweep 50,200,500

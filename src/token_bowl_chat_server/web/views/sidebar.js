@@ -1,0 +1,75 @@
+// The conversation list (room + DMs, each with an unread badge) and the people list with
+// live presence. Clicking a conversation or a person calls `open`.
+
+import { ROOM, dmKey } from "../store.js";
+import { avatar, byId, make } from "./dom.js";
+
+/** @typedef {import("../store.js").Store} Store */
+
+/**
+ * @param {Store} store
+ * @param {{open: (key: string) => void}} actions
+ */
+export function sidebarView(store, actions) {
+  const conversations = byId("conversations", HTMLUListElement);
+  const people = byId("people", HTMLUListElement);
+
+  /** @param {string} key @param {string} label @param {number} unread @param {boolean} online */
+  function conversationItem(key, label, unread, online) {
+    const li = make("li");
+    const button = make("button", { className: "item", testid: "conversation" });
+    button.type = "button";
+    button.dataset.key = key;
+    if (key === store.current) button.setAttribute("aria-current", "true");
+    if (key !== ROOM) {
+      const dot = make("span", { className: online ? "dot online" : "dot" });
+      dot.setAttribute("aria-hidden", "true");
+      button.appendChild(dot);
+    }
+    button.appendChild(make("span", { className: "label", text: label }));
+    if (unread > 0) {
+      const badge = make("span", { className: "badge", text: String(unread), testid: "unread-badge" });
+      badge.setAttribute("aria-label", `${unread} unread`);
+      button.appendChild(badge);
+    }
+    button.addEventListener("click", () => actions.open(key));
+    li.appendChild(button);
+    return li;
+  }
+
+  return function render() {
+    const items = [conversationItem(ROOM, "# room", store.unreadIn(ROOM), false)];
+    const partners = [...store.partners].sort((a, b) => a.localeCompare(b));
+    for (const name of partners) {
+      const key = dmKey(name);
+      items.push(conversationItem(key, name, store.unreadIn(key), store.online.has(name)));
+    }
+    conversations.replaceChildren(...items);
+
+    const me = store.me?.username;
+    const everyone = [...store.users.values()].filter((u) => u.username !== me && !u.viewer);
+    everyone.sort(
+      (a, b) =>
+        Number(store.online.has(b.username)) - Number(store.online.has(a.username)) ||
+        a.username.localeCompare(b.username),
+    );
+    people.replaceChildren(
+      ...everyone.map((user) => {
+        const online = store.online.has(user.username);
+        const li = make("li");
+        const button = make("button", { className: "item", testid: "person" });
+        button.type = "button";
+        button.dataset.username = user.username;
+        button.dataset.online = String(online);
+        button.setAttribute("aria-label", `${user.username}, ${online ? "online" : "offline"}: open a direct conversation`);
+        const dot = make("span", { className: online ? "dot online" : "dot" });
+        dot.setAttribute("aria-hidden", "true");
+        button.append(dot, avatar(user.username, user.emoji), make("span", { className: "label", text: user.username }));
+        if (user.bot) button.appendChild(make("span", { className: "tag", text: "bot" }));
+        button.addEventListener("click", () => actions.open(dmKey(user.username)));
+        li.appendChild(button);
+        return li;
+      }),
+    );
+  };
+}
