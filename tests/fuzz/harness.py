@@ -104,20 +104,22 @@ class WsHarness:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             return Exchange(frames, request_id, closed=code)
 
-    async def _exchange(self, payload: str | bytes) -> Exchange:
+    async def _exchange(self, *payloads: str | bytes) -> Exchange:
         conn = await self.connection()
         probe = fresh_id("probe")
         try:
-            await conn.send(payload)
+            for payload in payloads:
+                await conn.send(payload)
             await conn.send(json.dumps({"type": "get_unread_count", "request_id": probe}))
         except websockets.ConnectionClosed as exc:
             self.conn = None
             return Exchange([], probe, closed=exc.rcvd.code if exc.rcvd is not None else 1006)
         return await self.collect_until(probe)
 
-    def exchange(self, payload: str | bytes) -> Exchange:
-        """Send ``payload``, then a ``get_unread_count`` probe; return what came back."""
-        return self.run(self._exchange(payload))
+    def exchange(self, *payloads: str | bytes) -> Exchange:
+        """Send ``payloads`` back to back, then a ``get_unread_count`` probe; return what came
+        back."""
+        return self.run(self._exchange(*payloads))
 
     async def _send_invalid_utf8(self, data: bytes) -> int | None:
         """A text frame whose payload is not UTF-8; returns the close code the server sent."""

@@ -101,6 +101,33 @@ def test_generated_frames_get_clear_answers_on_a_connection_that_stays_usable(
     assert "Traceback" not in log, log[-5000:]
 
 
+def test_bursts_of_generated_frames_are_answered_in_order(
+    live_server: LiveServer, attacker: WsHarness
+) -> None:
+    """Several hostile frames back to back, no waiting in between (the read loop must take
+    them one at a time): every error well formed, then the probe's reply, on an open
+    connection."""
+
+    @settings(FUZZ, max_examples=cases(40))
+    @given(frames=st.lists(ws_frames(RID), min_size=2, max_size=6))
+    def attack(frames: list[Frame]) -> None:
+        failed = True
+        try:
+            outcome = attacker.exchange(*(frame.payload for frame in frames))
+            assert outcome.closed is None, f"closed with {outcome.closed} after {frames!r}"
+            probe = outcome.probe_reply
+            assert probe is not None and probe["type"] == "unread_count", outcome.frames
+            for reply in outcome.before_probe:
+                if reply.get("type") == "error":
+                    check_error_frame(reply)
+            failed = False
+        finally:
+            TALLY.record("ws frame bursts", failed)
+
+    attack()
+    print(TALLY.line("ws frame bursts"))
+
+
 def test_text_frames_that_are_not_utf8_close_1007_and_nothing_else_breaks(
     live_server: LiveServer, attacker: WsHarness
 ) -> None:
