@@ -92,8 +92,17 @@ class DeafPeer:
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
 
+    def dropped(self) -> bool:
+        """Whether the server has cut the socket off (reset it): a graceful close could not
+        even send its FIN past the data this peer never read."""
+        state = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        return state != _TCP_ESTABLISHED
+
     def close(self) -> None:
         self.sock.close()
+
+
+_TCP_ESTABLISHED = 1  # tcpi_state in Linux's struct tcp_info
 
 
 def path_for(account: Account, query: str = "") -> str:
@@ -218,6 +227,7 @@ async def test_a_client_gone_quiet_mid_replay_is_freed(
         # It never reads and never sends: the heartbeat gives up on it, and the close must
         # finish although the socket takes nothing more.
         await wait_gone(server, me, author, 20)
+        await eventually(peer.dropped, 10, "the server never let go of the socket")
         peer.close()
     # The server still serves this user afterwards.
     again = await WsClient.connect(server.ws_url, me.api_key)
@@ -252,6 +262,7 @@ async def test_a_peer_that_never_reads_is_cut_off_and_forgotten(
             assert reply["type"] == "message_sent", reply
             sent += 1
     await eventually(lambda: connections(server) == 1, 10, "the deaf connection stayed open")
+    await eventually(peer.dropped, 10, "the server never let go of the socket")
     assert scrape(server, TOKEN)["tbc_slow_consumer_closes_total"] >= 1
     await ws.close()
     await eventually(lambda: connections(server) == 0, 10, "a connection stayed open")

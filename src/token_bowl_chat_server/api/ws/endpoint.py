@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
@@ -174,8 +177,24 @@ def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
     close times out; only the socket then lingers until the server gives up on it.
     """
     protocol = getattr(getattr(websocket, "_receive", None), "__self__", None)
-    abort = getattr(getattr(protocol, "transport", None), "abort", None)
-    return abort if callable(abort) else None
+    transport: Any = getattr(protocol, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if not callable(abort):
+        return None
+
+    def reset() -> None:
+        # Without a zero linger time the kernel keeps an aborted socket, and the bytes the
+        # peer never read, for minutes while it retries: send a reset and free it now.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        abort()
+
+    return reset
+
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
 async def _still_authenticated(services: Services, websocket: WebSocket, user: User) -> bool:
