@@ -140,6 +140,17 @@ async def test_the_largest_64_bit_offset_is_a_valid_empty_page(live_server: Live
     await client.close()
 
 
+async def test_surrogate_pairs_are_text_like_any_other(live_server: LiveServer) -> None:
+    """A JSON encoder that escapes everything sends an emoji as a surrogate pair: that is
+    one character, stored and sent back as itself."""
+    client = await connect(live_server, live_server.register())
+    text = '{"type": "message", "content": "go \\ud83c\\udfc8", "request_id": "pair"}'
+    await client.send(text)
+    reply = await client.recv_until(lambda f: f.get("request_id") == "pair")
+    assert reply["type"] == "message_sent" and reply["message"]["content"] == "go \U0001f3c8"
+    await client.close()
+
+
 async def test_rejected_frames_store_nothing(live_server: LiveServer) -> None:
     sender = live_server.register()
     client = await connect(live_server, sender)

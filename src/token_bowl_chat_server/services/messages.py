@@ -86,6 +86,11 @@ class MessageService:
             isolate=lambda exc: not isinstance(exc, StorageUnavailable),
         )
 
+    @property
+    def commit_splits(self) -> int:
+        """Failed group commits split in two to isolate the failing message (metrics)."""
+        return self._writer.splits
+
     async def send(
         self,
         sender: User,

@@ -119,6 +119,7 @@ async def test_a_poisoned_message_fails_only_its_sender_in_a_shared_group_commit
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # commit order = send order
     assert [m.content for m in stored] == ["first", "a", "b", "c", "d"]  # type: ignore[union-attr]
     assert recorder.published == seqs  # each delivered once, in seq order
+    assert service.commit_splits >= 1  # counted for /metrics
 
     async with db.read() as conn:
         rows = (await conn.execute(select(messages_table.c.content))).scalars().all()

@@ -76,6 +76,12 @@ def _samples(services: Services) -> list[tuple[str, str, str, float]]:
             services.messages.commits,
         ),
         (
+            "tbc_message_commit_splits_total",
+            "counter",
+            "Failed group commits retried in halves to isolate a failing message",
+            services.messages.commit_splits,
+        ),
+        (
             "tbc_frames_delivered_total",
             "counter",
             "Frames queued to connections",
