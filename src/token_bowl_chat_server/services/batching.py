@@ -85,7 +85,9 @@ class Batcher(Generic[T, R]):
                     state.gave_up = exc
                 return
             self.splits += 1
-            logger.warning("flush of %d items failed (%r); retrying in halves", len(batch), exc)
+            if not state.split:  # once per batch, not once per level of the bisection
+                state.split = True
+                logger.warning("flush of %d items failed (%r); retrying in halves", len(batch), exc)
             middle = len(batch) // 2
             await self._flush_isolating(batch[:middle], state)
             await self._flush_isolating(batch[middle:], state)
@@ -112,6 +114,7 @@ class _Isolation:
     def __init__(self) -> None:
         self.failures_in_a_row = 0
         self.gave_up: Exception | None = None
+        self.split = False
 
 
 def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: Exception) -> None:
