@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -105,6 +105,20 @@ class DeafPeer:
 _TCP_ESTABLISHED = 1  # tcpi_state in Linux's struct tcp_info
 
 
+@pytest.fixture
+def deaf_peer() -> Iterator[Callable[[int, str], DeafPeer]]:
+    """``deaf_peer(port, path)``; every peer made is closed at the end, pass or fail."""
+    made: list[DeafPeer] = []
+
+    def make(port: int, path: str) -> DeafPeer:
+        made.append(DeafPeer(port, path))
+        return made[-1]
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
 def path_for(account: Account, query: str = "") -> str:
     return f"/ws?api_key={account.api_key}&protocol_version=1.1{query}"
 
@@ -166,8 +180,9 @@ async def test_a_flood_is_cut_off_and_everyone_else_is_served_meanwhile(
         while sent < 200_000 and time.monotonic() < deadline:
             await flood.send(frame)
             sent += 1
-    await asyncio.wait_for(reader, 10)
-    assert flood.close_code == 4002, (flood.close_code, sent)
+    with contextlib.suppress(TimeoutError):  # the close frame, if the server sent one
+        await asyncio.wait_for(reader, 10)
+    assert flood.close_code == 4002, f"not closed for flooding ({flood.close_code}, {sent} sent)"
     # Error frames are bounded: at most one per refused frame, and at most burst + a little
     # forgiven refusals before the close.
     assert 0 < errors <= 100 + 50, errors
@@ -206,7 +221,9 @@ async def test_a_flood_is_cut_off_and_everyone_else_is_served_meanwhile(
 
 @pytest.mark.parametrize("leaves", [True, False], ids=["leaves", "stays-but-never-reads"])
 async def test_a_client_gone_quiet_mid_replay_is_freed(
-    make_server: Callable[..., LiveServer], leaves: bool
+    make_server: Callable[..., LiveServer],
+    deaf_peer: Callable[[int, str], DeafPeer],
+    leaves: bool,
 ) -> None:
     server = make_server(
         TOKEN_BOWL_METRICS_TOKEN=TOKEN,
@@ -216,7 +233,7 @@ async def test_a_client_gone_quiet_mid_replay_is_freed(
     )
     me, author = server.register(), server.register()
     await fill_history(server, author, 2000, 4000)  # ~8 MB to replay
-    peer = DeafPeer(server.proc.port, path_for(me, "&since_seq=0"))
+    peer = deaf_peer(server.proc.port, path_for(me, "&since_seq=0"))
     # The replay is under way and stuck on the peer: it is online, its connection open.
     await eventually(lambda: me.username in online(server, author), 10, "never came online")
     await eventually(lambda: connections(server) == 1, 10, "connection not counted")
@@ -239,7 +256,7 @@ async def test_a_client_gone_quiet_mid_replay_is_freed(
 
 
 async def test_a_peer_that_never_reads_is_cut_off_and_forgotten(
-    make_server: Callable[..., LiveServer],
+    make_server: Callable[..., LiveServer], deaf_peer: Callable[[int, str], DeafPeer]
 ) -> None:
     server = make_server(
         TOKEN_BOWL_METRICS_TOKEN=TOKEN,
@@ -247,7 +264,7 @@ async def test_a_peer_that_never_reads_is_cut_off_and_forgotten(
         TOKEN_BOWL_WS_CLOSE_TIMEOUT="1",
     )
     deaf, author = server.register(), server.register()
-    peer = DeafPeer(server.proc.port, path_for(deaf))
+    peer = deaf_peer(server.proc.port, path_for(deaf))
     await eventually(lambda: deaf.username in online(server, author), 10, "never came online")
     ws = await WsClient.connect(server.ws_url, author.api_key)
     pad = "y" * 4000
