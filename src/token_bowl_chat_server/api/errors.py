@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error
@@ -106,15 +107,18 @@ def install(app: FastAPI) -> None:
         body = {"detail": _jsonable(errors), "code": code.value}
         return ErrorJSONResponse(body, status_code=422)
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
             return _invalid_json(exc.__cause__)
         code = _ROUTE_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
+        headers = exc.headers
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allowed}
         return ErrorJSONResponse(
             {"detail": exc.detail, "code": code.value},
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=headers,
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +132,21 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method a route serves at the request's path. Starlette's 405 names only the
+    first route whose path matched (``Allow: POST`` for ``/messages``, which GET serves too);
+    RFC 9110 asks for all of them. Mounts are skipped: they match any method."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    )
 
 
 def _invalid_json(cause: BaseException | None) -> JSONResponse:
