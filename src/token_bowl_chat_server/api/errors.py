@@ -173,13 +173,17 @@ def _invalid_json(cause: BaseException | None) -> JSONResponse:
 
 def _jsonable(errors: object) -> object:
     """Validation errors may carry exception objects in ``ctx``; make them strings. Input is
-    echoed, so lone surrogates in it become U+FFFD (the body must encode as UTF-8)."""
+    echoed, so lone surrogates in it become U+FFFD (the body must encode as UTF-8), and
+    non-finite numbers (``NaN``, ``Infinity``, ``1e400`` in the body) their text, as JSON has
+    no such numbers and the response would fail to encode."""
     if isinstance(errors, dict):
         return {_jsonable(key): _jsonable(value) for key, value in errors.items()}
     if isinstance(errors, list | tuple):
         return [_jsonable(value) for value in errors]
     if isinstance(errors, str):
         return _SURROGATE.sub("\ufffd", errors)
+    if isinstance(errors, float) and not math.isfinite(errors):
+        return str(errors)
     if isinstance(errors, int | float | bool) or errors is None:
         return errors
     return _SURROGATE.sub("\ufffd", str(errors))
