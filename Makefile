@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench clean
+.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ test: lint typecheck webcheck pytest pytest-postgresql
 
 bench: $(STAMP)
 	$(BIN)/python bench/fanout.py --sweep 50,200,500
+
+# Not part of `make test`: mixed load for SOAK_MINUTES, watching the server for leaks.
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache
