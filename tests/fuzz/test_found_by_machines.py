@@ -18,6 +18,8 @@ from tests.conftest import LiveServer
         ("DELETE", "/messages", {"GET", "POST"}),
         ("PUT", "/messages/abc", {"GET"}),
         ("DELETE", "/users/me/username", {"PATCH"}),
+        # a literal path shadowing a templated one names its own methods only
+        ("OPTIONS", "/messages/mark-all-read", {"POST"}),
     ],
 )
 def test_405_lists_every_method_the_resource_supports(

@@ -13,7 +13,11 @@ a proxy on a closed loopback port and never leave the machine.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -104,7 +108,11 @@ def test_every_operation_conforms_to_the_openapi_document(
                 failed = True
                 try:
                     response = case.call_and_validate(
-                        headers={"X-API-Key": api_key.key}, timeout=30
+                        headers={
+                            "X-API-Key": api_key.key,
+                            "Authorization": f"Bearer {METRICS_TOKEN}",
+                        },
+                        timeout=30,
                     )
                     if case.path == "/users/me/regenerate-api-key" and response.status_code == 200:
                         api_key.key = response.json()["api_key"]
@@ -131,3 +139,61 @@ def test_every_operation_conforms_to_the_openapi_document(
         timeout=30,
     ).text
     assert "\ntbc_webhooks_delivered_total 0\n" in metrics, metrics
+
+
+COVERAGE_CONFIG = """
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx"]
+
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-path-regex = "^/auth/magic-link/"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+checks.positive_data_acceptance.expected-statuses = ["503"]
+"""
+
+
+def test_coverage_phase_finds_nothing(
+    openapi_server: LiveServer, api_key: KeyHolder, tmp_path: Path
+) -> None:
+    """schemathesis's own runner, coverage phase: for every operation the boundary values of
+    each documented constraint, each constraint broken, missing and unexpected parameters,
+    wrong content types and undocumented methods (whose 405 must list the right ``Allow``),
+    with every check. The same expectations as above, as a config file."""
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(COVERAGE_CONFIG)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{openapi_server.http_url}/openapi.json",
+        "--header",
+        f"X-API-Key: {api_key.key}",
+        "--header",
+        f"Authorization: Bearer {METRICS_TOKEN}",
+        "--checks",
+        "all",
+        "--phases",
+        "coverage",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        # the key stays the run's own; test_every_operation_... rotates it
+        "--exclude-path-regex",
+        "regenerate-api-key",
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    summary = re.search(r"(\d+) generated", run.stdout)
+    tried = int(summary.group(1)) if summary else 0
+    for _ in range(tried):
+        TALLY.record("schemathesis coverage phase", run.returncode != 0)
+    print(f"schemathesis coverage phase: {tried} cases, exit code {run.returncode}")
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
+    assert tried > 0, run.stdout

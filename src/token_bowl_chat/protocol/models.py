@@ -76,7 +76,7 @@ LogoName = Annotated[Text, WithJsonSchema({"type": "string", "enum": list(LOGOS)
 WebhookUrl = Annotated[
     Text,
     WithJsonSchema(
-        {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
+        {"type": "string", "format": "iri", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
     ),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, compile_path
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error
@@ -137,10 +138,23 @@ def install(app: FastAPI) -> None:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+@functools.cache
+def _template_regex(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method a route serves at the request's path. Starlette's 405 names only the
+    """The methods of the resource at the request's path. Starlette's 405 names only the
     first route whose path matched (``Allow: POST`` for ``/messages``, which GET serves too);
-    RFC 9110 asks for all of them. Mounts are skipped: they match any method."""
+    RFC 9110 asks for all of them. The resource is the most specific documented path that
+    matches (``/messages/mark-all-read``, not ``/messages/{message_id}``); for a path the
+    document leaves out, every method some route serves there (mounts match any method)."""
+    path = request.scope["path"]
+    documented: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    matching = [t for t in documented if _template_regex(t).match(path)]
+    if matching:
+        resource = min(matching, key=lambda template: template.count("{"))
+        return ", ".join(m for m in _METHODS if m.lower() in documented[resource])
     routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
     return ", ".join(
         method
