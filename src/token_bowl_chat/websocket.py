@@ -574,6 +574,8 @@ class TokenBowlWebSocket:
     async def _receive(self) -> None:
         ws = self._ws
         assert ws is not None
+        loop = asyncio.get_running_loop()
+        alive_at = loop.time()  # the last frame or pong
         while True:
             if self._behind and not self._pending:
                 # Every awaited reply is in. What was set aside is fetched again by resuming
@@ -582,18 +584,47 @@ class TokenBowlWebSocket:
                 await self._until(lambda: self._buffered() < self._low_water or self._waiting())
                 if not self._pending:
                     raise _Dropped(None, "fetching set-aside events again", resync=True)
-            silence = max(SILENCE_TIMEOUT, 2.5 * self._heartbeat_interval)
             try:
-                raw = await asyncio.wait_for(ws.recv(), _BEHIND_POLL if self._behind else silence)
+                # Short waits, so that a request started meanwhile is noticed (recv is
+                # cancel-safe: a timeout loses nothing).
+                raw = await asyncio.wait_for(
+                    ws.recv(), _BEHIND_POLL if self._behind else self._probe_after
+                )
             except builtins.TimeoutError:
-                if self._behind:
-                    continue  # only a poll (recv is cancel-safe: nothing is lost)
-                logger.warning("no frame for %.0f s; reconnecting", silence)
-                raise _Dropped(None, "silent connection") from None
+                quiet = loop.time() - alive_at
+                if self._waiting() and quiet >= self._probe_after:
+                    await self._probe(ws)  # a reply is due: a dead link must not wait long
+                    alive_at = loop.time()
+                    continue
+                silence = max(SILENCE_TIMEOUT, 2.5 * self._heartbeat_interval)
+                if quiet >= silence:
+                    logger.warning("no frame for %.0f s; reconnecting", silence)
+                    raise _Dropped(None, "silent connection") from None
+                continue
             except ConnectionClosed as exc:
                 rcvd = exc.rcvd
                 raise _Dropped(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
+            alive_at = loop.time()
             await self._handle(raw if isinstance(raw, str) else raw.decode(errors="replace"))
+
+    @property
+    def _probe_after(self) -> float:
+        return max(0.5, min(5.0, self.request_timeout / 4))
+
+    async def _probe(self, ws: ClientConnection) -> None:
+        """A reply is due and nothing arrives: ping. A link that died without a FIN or RST
+        (a NAT or proxy that forgot us) answers nothing; then reconnect now and resend,
+        while the request's time lasts, instead of letting it time out although the server
+        may have acted on it. A live but busy server answers the ping and is left alone."""
+        try:
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, self._probe_after)
+        except builtins.TimeoutError:
+            logger.info("no pong in %.1f s while a reply is due; reconnecting", self._probe_after)
+            raise _Dropped(None, "no answer while a reply was due") from None
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            raise _Dropped(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
 
     async def _reconnect(self, at_once: bool = False) -> list[str] | None:
         """Try again with backoff; returns early frames once connected, ``None`` when

@@ -35,6 +35,7 @@ class SlowHelloProxy:
         self.open.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._muted: set[int] = set()  # connections whose server->client data is swallowed
 
     @property
     def http_url(self) -> str:
@@ -50,13 +51,14 @@ class SlowHelloProxy:
         try:
             await self.open.wait()
             self.connections += 1
+            number = self.connections
             slow = self.slow_left > 0
             self.slow_left -= 1
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
             self._writers.add(up_writer)
             await asyncio.gather(
                 self._pipe(reader, up_writer, 0.0),
-                self._pipe(up_reader, writer, self.delay if slow else 0.0),
+                self._pipe(up_reader, writer, self.delay if slow else 0.0, number),
             )
         except OSError:
             pass
@@ -66,9 +68,12 @@ class SlowHelloProxy:
                     w.transport.abort()
                     self._writers.discard(w)
 
-    @staticmethod
     async def _pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        delay: float,
+        number: int = 0,
     ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             if delay:
@@ -81,9 +86,16 @@ class SlowHelloProxy:
                 await asyncio.sleep(delay)
                 writer.write(first)
             while data := await reader.read(65536):
+                if number in self._muted:
+                    continue  # a black hole: the peer hears nothing, and no close either
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
+
+    def mute_open_connections(self) -> None:
+        """From now on, nothing the server sends on the open connections arrives (the
+        client's frames still reach the server): a link that died without a FIN or RST."""
+        self._muted.update(range(1, self.connections + 1))
 
     def hold(self) -> None:
         """Keep new connections waiting, and cut the open ones."""
@@ -204,6 +216,7 @@ async def test_a_slow_events_consumer_receives_every_message_in_order(
     alice, bob = live_server.register(), live_server.register()
     total = 300
     got: list[str] = []
+    sent_all = asyncio.Event()
     async with TokenBowlWebSocket(
         api_key=bob.api_key, base_url=live_server.http_url, event_buffer=10
     ) as ws:
@@ -212,11 +225,13 @@ async def test_a_slow_events_consumer_receives_every_message_in_order(
             async for event in ws.events():
                 if isinstance(event, MessageEvent):
                     got.append(event.message.content)
-                    await asyncio.sleep(0.002)  # a consumer slower than the sender
+                    if len(got) == 1:
+                        await sent_all.wait()  # stalls while the whole burst arrives
 
         consumer = asyncio.create_task(consume())
         await asyncio.sleep(0)
         await send_all(live_server, alice, [f"m{i}" for i in range(total)])
+        sent_all.set()
         await eventually(lambda: len(got) >= total, 60, f"only {len(got)} of {total}")
         await ws.disconnect()
         await asyncio.wait_for(consumer, 10)
@@ -345,3 +360,33 @@ async def test_requests_made_during_a_server_restart_complete_once(
     assert isinstance(await asyncio.wait_for(count, 30), UnreadCountResponse)
     assert sorted(stored_contents(server, me)) == [f"r{i}" for i in range(5)]
     await ws.disconnect()
+
+
+async def test_a_reply_lost_on_a_dead_link_is_recovered_by_reconnecting(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """The server stores a send but its reply never arrives, and the link gives no sign of
+    death (no FIN, no RST). The client must find out while the reply is due, reconnect and
+    resend (idempotently), instead of timing out and inviting a duplicating retry."""
+    server = make_server()
+    me, other = server.register(), server.register()
+    proxy = SlowHelloProxy(server.proc.port, delay=0.0, slow_connections=0)
+    await proxy.start()
+    seen: list[str] = []
+    ws = TokenBowlWebSocket(
+        api_key=me.api_key,
+        base_url=proxy.http_url,
+        on_message=lambda m: seen.append(m.content),
+        request_timeout=10,
+        reconnect_initial_delay=0.05,
+    )
+    await ws.connect()
+    proxy.mute_open_connections()
+    stored = await ws.send_message("into the void")  # raised TimeoutError before the fix
+    assert stored.content == "into the void"
+    await send_all(server, other, ["after the dead link"])
+    await eventually(lambda: "after the dead link" in seen, 10)
+    assert stored_contents(server, me).count("into the void") == 1
+    assert proxy.connections == 2
+    await ws.disconnect()
+    await proxy.close()
