@@ -7,7 +7,8 @@
             case TypingEvent(username=who, to_username=None):
                 print(who, "is typing in the room")
 
-Each event corresponds to one callback of the constructor, with the same values.
+Each event corresponds to one callback of the constructor, with the same values. None is
+dropped: a stream that falls behind slows the client down (see ``TokenBowlWebSocket.events``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ class DisconnectedEvent:
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """Something went wrong that no call could raise to you (``on_error``): an error frame for
-    a mark or typing request, a callback that raised, a frame that could not be read."""
+    a mark or typing request, a callback that raised, a frame that could not be read, a resume
+    the server could not serve (``code`` ``resume_gap``), receipts or typing set aside while
+    you were behind (``events_skipped``). When the client stops for good by itself it is the
+    last event: ``NetworkError`` with code ``reconnect_failed`` once the reconnect attempts
+    are used up, ``AuthenticationError`` when the key was rotated."""
 
     error: Exception
 
