@@ -291,7 +291,13 @@ class TokenBowlWebSocket:
         # have someone reading it (it used to wait for the request timeout).
         self._receiver = asyncio.create_task(self._run(early), name="tbc-receive")
         self._typing_task = asyncio.create_task(self._expire_typing(), name="tbc-typing")
-        await on_connect_ran
+        try:
+            await on_connect_ran
+        except BaseException:  # cancelled (a timeout around connect()): leave nothing running
+            if self._dispatcher is not None:
+                self._dispatcher.cancel()  # on_connect may be what never finishes
+            await self.disconnect()
+            raise
 
     async def disconnect(self) -> None:
         """Close the connection; ``on_disconnect`` fires once. Requests still waiting fail
@@ -306,26 +312,28 @@ class TokenBowlWebSocket:
         for stream in self._streams:
             stream.room.set()  # the dispatcher no longer waits for them
         current = asyncio.current_task()
-        tasks = [t for t in (self._receiver, self._typing_task) if t is not None]
-        for task in tasks:
-            if task is not current:
-                task.cancel()
-        for task in tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [t for t in (self._receiver, self._typing_task) if t not in (None, current)]
         self._receiver = self._typing_task = None
-        if self._ws is not None:
-            await _close(self._ws)
-            self._ws = None
-        self._pending.fail_all(NetworkError("disconnected"))
-        if was_connected:  # a drop being retried already reported its disconnect
-            self._emit(DisconnectedEvent(code=CloseCode.NORMAL, will_reconnect=False))
-        self._events.put_nowait(None)  # the dispatcher ends the streams after this
-        if self._dispatcher is not None and self._dispatcher is not current:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        self._dispatcher = None
+        for task in tasks:
+            task.cancel()
+        # asyncio.wait, not "await task": the caller's own cancellation must propagate, not
+        # be swallowed with the tasks' CancelledError. If it comes, teardown still finishes.
+        try:
+            if tasks:
+                await asyncio.wait(tasks)
+            if self._ws is not None:
+                await _close(self._ws)
+        finally:
+            if self._ws is not None:
+                self._ws.transport.abort()
+                self._ws = None
+            self._pending.fail_all(NetworkError("disconnected"))
+            if was_connected:  # a drop being retried already reported its disconnect
+                self._emit(DisconnectedEvent(code=CloseCode.NORMAL, will_reconnect=False))
+            self._events.put_nowait(None)  # the dispatcher ends the streams after this
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None and dispatcher is not current:
+            await asyncio.wait([dispatcher])
 
     async def __aenter__(self) -> TokenBowlWebSocket:
         await self.connect()
@@ -992,6 +1000,9 @@ async def _close(ws: ClientConnection) -> None:
             await ws.close()
     except Exception:
         ws.transport.abort()
+    except BaseException:  # cancelled: still leave no socket behind
+        ws.transport.abort()
+        raise
 
 
 def _final_error(code: int | None, reason: str) -> TokenBowlError | None:

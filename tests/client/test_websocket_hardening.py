@@ -390,3 +390,54 @@ async def test_a_reply_lost_on_a_dead_link_is_recovered_by_reconnecting(
     assert proxy.connections == 2
     await ws.disconnect()
     await proxy.close()
+
+
+async def test_disconnect_from_inside_a_full_events_loop_returns(live_server: LiveServer) -> None:
+    """A consumer that disconnects from its own loop while its stream is full must not wait
+    for itself; the events received before still come out, then the stream ends."""
+    alice, bob = live_server.register(), live_server.register()
+    ws = TokenBowlWebSocket(api_key=bob.api_key, base_url=live_server.http_url, event_buffer=3)
+    await ws.connect()
+    sent_all = asyncio.Event()
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for event in ws.events():
+            if isinstance(event, MessageEvent):
+                got.append(event.message.content)
+                if len(got) == 1:
+                    await sent_all.wait()
+                    await asyncio.wait_for(ws.disconnect(), 10)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    await send_all(live_server, alice, [f"d{i}" for i in range(20)])
+    await eventually(lambda: ws._buffered() >= 3, 10, "the buffer never filled")
+    sent_all.set()
+    await asyncio.wait_for(consumer, 15)
+    assert got == [f"d{i}" for i in range(len(got))] and len(got) >= 3
+    assert not ws.is_connected
+
+
+async def test_a_connect_abandoned_while_on_connect_runs_leaves_nothing_behind(
+    live_server: LiveServer,
+) -> None:
+    me = live_server.register()
+    never = asyncio.Event()
+    ws = TokenBowlWebSocket(
+        api_key=me.api_key, base_url=live_server.http_url, on_connect=never.wait
+    )
+    try:
+        async with asyncio.timeout(1.5):
+            await ws.connect()
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("connect() returned before on_connect finished")
+    assert not ws.is_connected
+    with contextlib.suppress(ValueError):
+        await ws.send_message("nobody is connected")
+        raise AssertionError("the client still accepts requests")
+    ws.on_connect = None
+    async with ws:  # and it can be used again
+        assert (await ws.send_message("second try")).content == "second try"
