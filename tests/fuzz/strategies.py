@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import strategies as st
 
@@ -111,6 +112,12 @@ json_value = st.recursive(
 def dumps(value: Any) -> str:
     """JSON text as a hostile client writes it: lone surrogates escaped, NaN allowed."""
     return json.dumps(value, ensure_ascii=True)
+
+
+def url_text(value: str) -> str:
+    """Percent-encode ``value`` as a hostile client would: a lone surrogate becomes the
+    (invalid) UTF-8 bytes of its code point."""
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
 
 
 # --- raw text that is not what json.dumps writes ---------------------------------------------

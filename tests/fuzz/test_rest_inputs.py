@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -31,6 +30,7 @@ from tests.fuzz.strategies import (
     huge_text,
     json_scalar,
     json_value,
+    url_text,
 )
 from token_bowl_chat.protocol.errors import ErrorCode
 
@@ -97,12 +97,6 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
                 )
             )
     return found
-
-
-def url_text(value: str) -> str:
-    """Percent-encode ``value`` as a hostile client would: a lone surrogate becomes the
-    (invalid) UTF-8 bytes of its code point."""
-    return quote(value.encode("utf-8", "surrogatepass"), safe="")
 
 
 query_value = st.one_of(

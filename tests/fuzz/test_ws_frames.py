@@ -15,17 +15,27 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import websockets
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import LiveServer
 from tests.fuzz.conftest import FUZZ, TALLY, cases
-from tests.fuzz.harness import Exchange, WsHarness, check_error_frame
+from tests.fuzz.harness import (
+    REPLY_TIMEOUT,
+    Exchange,
+    WsHarness,
+    check_error_body,
+    check_error_frame,
+)
 from tests.fuzz.strategies import (
     INVALID_FRAME,
     INVALID_JSON,
+    NUMBER_TOKENS,
     UNKNOWN_TYPE,
     Frame,
+    edge_text,
+    url_text,
     ws_frames,
 )
 
@@ -162,3 +172,50 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_generated_handshake_queries_upgrade_or_get_a_documented_4xx(
+    live_server: LiveServer, attacker: WsHarness
+) -> None:
+    """``/ws`` query parameters (``since_seq``, ``protocol_version``, ``api_key``) with hostile
+    values: the upgrade succeeds, or the handshake is refused with a 4xx and the documented
+    error body; never a 5xx or a dropped connection."""
+
+    @settings(FUZZ, max_examples=cases(25))
+    @given(
+        params=st.dictionaries(
+            st.sampled_from(["since_seq", "protocol_version", "api_key", "x"]),
+            st.one_of(edge_text, st.sampled_from(NUMBER_TOKENS), st.integers().map(str)),
+            max_size=3,
+        ),
+        keep_key=st.booleans(),
+    )
+    @example(params={"since_seq": "\u00b2"}, keep_key=True)
+    @example(params={"since_seq": "9" * 5000}, keep_key=True)
+    @example(params={"since_seq": "\u0661\u0662"}, keep_key=True)
+    def attack(params: dict[str, str], keep_key: bool) -> None:
+        failed = True
+        try:
+            if keep_key:
+                params = {**params, "api_key": attacker.api_key}
+            query = "&".join(f"{url_text(k)}={url_text(v)}" for k, v in params.items())
+            status, body = attacker.run(_handshake(f"{live_server.ws_url}?{query}"))
+            if status != 101:
+                assert 400 <= status < 500, (params, status, body)
+                check_error_body(status, json.loads(body))
+            failed = False
+        finally:
+            TALLY.record("ws handshakes", failed)
+
+    attack()
+    print(TALLY.line("ws handshakes"))
+
+
+async def _handshake(url: str) -> tuple[int, bytes]:
+    """The handshake's status (101 once upgraded) and, when refused, the response body."""
+    try:
+        conn = await websockets.connect(url, open_timeout=REPLY_TIMEOUT)
+    except websockets.InvalidStatus as exc:
+        return exc.response.status_code, exc.response.body or b""
+    await conn.close()
+    return 101, b""
