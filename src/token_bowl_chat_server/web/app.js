@@ -397,6 +397,12 @@ byId("menu-toggle", HTMLButtonElement).addEventListener("click", () => {
   setMenu(!byId("chat", HTMLDivElement).classList.contains("menu-open"));
 });
 window.addEventListener("online", () => socket?.reconnectNow());
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && byId("chat", HTMLDivElement).classList.contains("menu-open")) {
+    setMenu(false);
+    byId("menu-toggle", HTMLButtonElement).focus();
+  }
+});
 
 const saved = storedKey();
 if (saved) {

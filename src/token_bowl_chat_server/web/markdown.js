@@ -12,15 +12,16 @@ const MAX_DEPTH = 3;
  * @param {string} href
  */
 export function safeUrl(href) {
+  // Absolute links only, with the scheme spelled out: a relative or scheme-relative one
+  // would point into this server or wherever the page happens to be served from.
+  if (!/^(https?:\/\/|mailto:)/i.test(href)) return null;
   let url;
   try {
-    url = new URL(href, "https://invalid.example/");
+    url = new URL(href);
   } catch {
     return null;
   }
-  // Relative links are refused too: they would point into this server.
-  if (!SAFE_PROTOCOLS.has(url.protocol) || url.hostname === "invalid.example") return null;
-  return url.href;
+  return SAFE_PROTOCOLS.has(url.protocol) ? url.href : null;
 }
 
 /**

@@ -37,15 +37,11 @@ export function sidebarView(store, actions) {
     return li;
   }
 
-  return function render() {
-    const items = [conversationItem(ROOM, "# room", store.unreadIn(ROOM), false)];
-    const partners = [...store.partners].sort((a, b) => a.localeCompare(b));
-    for (const name of partners) {
-      const key = dmKey(name);
-      items.push(conversationItem(key, name, store.unreadIn(key), store.online.has(name)));
-    }
-    conversations.replaceChildren(...items);
+  /** What the lists show, to skip rebuilding them (and losing keyboard focus) when unchanged. */
+  let shown = "";
 
+  return function render() {
+    const partners = [...store.partners].sort((a, b) => a.localeCompare(b));
     const me = store.me?.username;
     const everyone = [...store.users.values()].filter((u) => u.username !== me && !u.viewer);
     everyone.sort(
@@ -53,6 +49,25 @@ export function sidebarView(store, actions) {
         Number(store.online.has(b.username)) - Number(store.online.has(a.username)) ||
         a.username.localeCompare(b.username),
     );
+    const state = JSON.stringify([
+      store.current,
+      [ROOM, ...partners].map((name) => [name, store.unreadIn(name === ROOM ? ROOM : dmKey(name))]),
+      everyone.map((u) => [u.username, u.emoji, u.bot]),
+      [...store.online].sort(),
+    ]);
+    if (state === shown) return;
+    shown = state;
+    // Rebuilt lists get the focus back on the same item.
+    const focused = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    const focusKey = focused?.dataset.key;
+    const focusUser = focused?.dataset.username;
+
+    const items = [conversationItem(ROOM, "# room", store.unreadIn(ROOM), false)];
+    for (const name of partners) {
+      const key = dmKey(name);
+      items.push(conversationItem(key, name, store.unreadIn(key), store.online.has(name)));
+    }
+    conversations.replaceChildren(...items);
     people.replaceChildren(
       ...everyone.map((user) => {
         const online = store.online.has(user.username);
@@ -71,5 +86,9 @@ export function sidebarView(store, actions) {
         return li;
       }),
     );
+    const again = [...conversations.querySelectorAll("button"), ...people.querySelectorAll("button")].find(
+      (el) => (focusKey && el.dataset.key === focusKey) || (focusUser && el.dataset.username === focusUser),
+    );
+    again?.focus();
   };
 }

@@ -1,0 +1,107 @@
+"""The page's own modules, exercised inside the browser: markdown's link filter and the
+composer's typing renewals."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from playwright.sync_api import expect
+
+from tests.conftest import LiveServer
+from tests.web.conftest import People
+
+HOSTILE_LINKS = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "javascript&colon;alert(1)",
+    "vbscript:msgbox(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "//evil.example/x",
+    "/users/me",
+    "file:///etc/passwd",
+]
+
+
+def test_markdown_links_only_to_http_https_and_mailto(
+    live_server: LiveServer, people: People
+) -> None:
+    page = people.open(live_server, live_server.register())
+    texts = [f"[x]({href})" for href in HOSTILE_LINKS] + [
+        "[ok](https://example.org/a?b=1)",
+        "mail [me](mailto:me@example.org)",
+        "bare http://example.org/x.",
+    ]
+    hrefs = page.evaluate(
+        """async (texts) => {
+            const { renderMarkdown } = await import('/static/markdown.js');
+            const out = [];
+            for (const text of texts) {
+                const box = document.createElement('div');
+                box.appendChild(renderMarkdown(text));
+                out.push([...box.querySelectorAll('a')].map((a) => a.getAttribute('href')));
+                if (box.querySelector('script, img, iframe')) out.push(['ELEMENT']);
+            }
+            return out;
+        }""",
+        texts,
+    )
+    assert hrefs[: len(HOSTILE_LINKS)] == [[] for _ in HOSTILE_LINKS], json.dumps(hrefs)
+    assert hrefs[len(HOSTILE_LINKS) :] == [
+        ["https://example.org/a?b=1"],
+        ["mailto:me@example.org"],
+        ["http://example.org/x"],  # the full stop ends the sentence, not the URL
+    ]
+
+
+RECORD_SENDS = """
+const send = WebSocket.prototype.send;
+window.__sent = [];
+WebSocket.prototype.send = function (data) {
+    window.__sent.push(String(data));
+    return send.call(this, data);
+};
+"""
+
+
+def test_typing_renewals_are_sent_at_most_every_two_seconds(
+    live_server: LiveServer, people: People
+) -> None:
+    alice = live_server.register()
+    page = people.open(live_server, alice)
+    page.add_init_script(RECORD_SENDS)
+    page.reload()
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    started = time.monotonic()
+    page.get_by_test_id("composer-input").press_sequentially("a fairly long sentence to type")
+    elapsed = time.monotonic() - started
+    typing = page.evaluate(
+        "() => window.__sent.map((s) => JSON.parse(s)).filter((f) => f.type === 'typing').length"
+    )
+    # 30 keystrokes: one renewal per started 2 s, never one per key.
+    assert 1 <= typing <= 1 + int(elapsed / 2), (typing, elapsed)
+
+
+def test_keyboard_only_use_and_focus_kept_across_live_updates(
+    live_server: LiveServer, people: People
+) -> None:
+    alice, bob, carol = (live_server.register() for _ in range(3))
+    page = people.open(live_server, alice)
+    bob_button = page.locator(f'[data-testid="person"][data-username="{bob.username}"]')
+    bob_button.focus()
+    # Carol comes online: the people list changes under the focused button, which keeps focus.
+    people.open(live_server, carol)
+    expect(
+        page.locator(f'[data-testid="person"][data-username="{carol.username}"]')
+    ).to_have_attribute("data-online", "true")
+    expect(bob_button).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("conversation-title")).to_have_text(
+        f"Direct messages with {bob.username}"
+    )
+    expect(page.get_by_test_id("composer-input")).to_be_focused()
+    page.keyboard.type("sent with the keyboard")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("message-body")).to_have_text(["sent with the keyboard"])
