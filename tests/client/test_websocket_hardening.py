@@ -248,17 +248,21 @@ async def test_consumers_that_await_the_client_while_behind_neither_deadlock_nor
     handled: list[str] = []
     streamed: list[str] = []
     errors: list[Exception] = []
+    sent_all = asyncio.Event()
     ws: TokenBowlWebSocket
 
     async def on_message(message: MessageResponse) -> None:
+        await sent_all.wait()  # the handler falls behind the whole burst first
         await ws.mark_message_read(message.id)  # awaits a reply while the buffer is full
         handled.append(message.content)
 
+    connects: list[str] = []
     ws = TokenBowlWebSocket(
         api_key=bob.api_key,
         base_url=live_server.http_url,
         on_message=on_message,
         on_error=errors.append,
+        on_connect=lambda: connects.append("up"),
         event_buffer=5,
         request_timeout=30,
         reconnect_initial_delay=0.05,
@@ -275,10 +279,13 @@ async def test_consumers_that_await_the_client_while_behind_neither_deadlock_nor
     consumer = asyncio.create_task(consume())
     await asyncio.sleep(0)
     await send_all(live_server, alice, [f"b{i}" for i in range(total)])
+    sent_all.set()
     expected = [f"b{i}" for i in range(total)]
     await eventually(lambda: len(handled) >= total, 90, f"handled {len(handled)} of {total}")
     await eventually(lambda: len(streamed) >= total, 30, f"streamed {len(streamed)}")
+    print(f"awaiting consumers, buffer 5: {total} messages, {len(connects)} connection(s)")
     assert handled == expected and streamed == expected
+    assert len(connects) > 1  # set-aside messages were fetched again by resuming
     count = await ws.get_unread_count()
     assert count is not None and count.total_unread == 0
     await ws.disconnect()
@@ -441,3 +448,49 @@ async def test_a_connect_abandoned_while_on_connect_runs_leaves_nothing_behind(
     ws.on_connect = None
     async with ws:  # and it can be used again
         assert (await ws.send_message("second try")).content == "second try"
+
+
+async def test_a_stalled_consumer_is_cut_off_by_the_server_and_resumes_without_loss(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Backpressure reaches the server: its small outbox overflows, it closes the connection
+    as a slow consumer (4001), and the client resumes where its consumer stopped."""
+    server = make_server(TOKEN_BOWL_OUTBOX_SIZE="16")
+    alice, bob = server.register(), server.register()
+    total = 1000
+    body = "x" * 9900  # ~10 MB: more than the socket buffers hold, so the outbox overflows
+    got: list[str] = []
+    drops: list[int | None] = []
+    sent_all = asyncio.Event()
+    ws = TokenBowlWebSocket(
+        api_key=bob.api_key,
+        base_url=server.http_url,
+        event_buffer=10,
+        reconnect_initial_delay=0.05,
+    )
+    await ws.connect()
+
+    async def consume() -> None:
+        async for event in ws.events():
+            if isinstance(event, DisconnectedEvent):
+                drops.append(event.code)
+            if isinstance(event, MessageEvent):
+                got.append(event.message.content[:8])
+                if len(got) == 1:
+                    await sent_all.wait()
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    async with TokenBowlWebSocket(api_key=alice.api_key, base_url=server.http_url) as sender:
+        for i in range(total):
+            await sender.send_message(f"{i:08d}{body}")
+    sent_all.set()
+    await eventually(lambda: len(got) >= total, 60, f"only {len(got)} of {total}")
+    await asyncio.sleep(0.2)  # anything more would be a duplicate
+    print(f"stalled consumer: {total} messages, closes seen: {drops}")
+    assert got == [f"{i:08d}" for i in range(total)]
+    # The server did cut it off (4001, or no close frame at all when its bounded close gave
+    # up on a peer that was not reading), so the resume path was taken.
+    assert drops
+    await ws.disconnect()
+    await asyncio.wait_for(consumer, 10)
