@@ -366,15 +366,28 @@ def ws_frames(request_id: str) -> st.SearchStrategy[Frame]:
 
 
 class BadSend:
-    """A send (WebSocket frame fields or REST body) the server must refuse without storing."""
+    """A send (WebSocket frame fields or REST body) the server must refuse without storing,
+    with the stable code each transport must answer (``ws``, ``rest``)."""
 
-    def __init__(self, body: dict[str, Any], codes: frozenset[str], label: str) -> None:
+    def __init__(
+        self, body: dict[str, Any], ws: frozenset[str], rest: frozenset[str], label: str
+    ) -> None:
         self.body = body
-        self.codes = codes
+        self.ws = ws
+        self.rest = rest
         self.label = label
 
     def __repr__(self) -> str:
-        return f"BadSend({self.label}: {_short(dumps(self.body))}, expect={sorted(self.codes)})"
+        codes = f"ws={sorted(self.ws)}, rest={sorted(self.rest)}"
+        return f"BadSend({self.label}: {_short(dumps(self.body))}, {codes})"
+
+
+def _codes(*codes: ErrorCode) -> frozenset[str]:
+    return frozenset(code.value for code in codes)
+
+
+# A field the decoder refuses: invalid_frame on a WebSocket, 422 validation_error over REST.
+_REFUSED_FIELD = (_codes(ErrorCode.INVALID_FRAME), _codes(ErrorCode.VALIDATION_ERROR))
 
 
 @st.composite
@@ -395,12 +408,12 @@ def bad_sends(draw: st.DrawFn, recipient: str, viewer: str) -> BadSend:
                 "nul",
                 "surrogate",
                 "unknown recipient",
+                "odd recipient",
                 "viewer recipient",
                 "bad client id",
             ]
         )
     )
-    invalid = {ErrorCode.INVALID_FRAME.value, ErrorCode.VALIDATION_ERROR.value}
     if kind == "wrong type":
         name = draw(st.sampled_from(["content", "to_username", "client_message_id"]))
         value = draw(
@@ -412,37 +425,40 @@ def bad_sends(draw: st.DrawFn, recipient: str, viewer: str) -> BadSend:
                 st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
             )
         )
-        return BadSend({**base, name: value}, frozenset(invalid), f"{name} wrong type")
+        return BadSend({**base, name: value}, *_REFUSED_FIELD, f"{name} wrong type")
     if kind == "empty":
-        content = draw(st.sampled_from(["", None]))
-        body = {**base, "content": content}
+        body = {**base, "content": draw(st.sampled_from(["", None]))}
         if draw(st.booleans()):
             del body["content"]
-        codes = {ErrorCode.MISSING_FIELD.value, *invalid}
-        return BadSend(body, frozenset(codes), "no content")
+        ws = _codes(ErrorCode.MISSING_FIELD)
+        return BadSend(body, ws, _codes(ErrorCode.VALIDATION_ERROR), "no content")
     if kind == "too long":
         content = draw(st.sampled_from(["x" * 10_001, "é" * 10_001, "🤖" * 10_001]))
-        codes = {ErrorCode.CONTENT_TOO_LONG.value, *invalid}
-        return BadSend({**base, "content": content}, frozenset(codes), "too long")
+        # REST keeps upstream's 422 (string_too_long); see docs/protocol-extensions.md
+        ws, rest = _codes(ErrorCode.CONTENT_TOO_LONG), _codes(ErrorCode.VALIDATION_ERROR)
+        return BadSend({**base, "content": content}, ws, rest, "too long")
     if kind == "nul":
         content = draw(edge_text.map(lambda t: t + "\x00"))
-        return BadSend({**base, "content": content}, frozenset(invalid), "NUL")
+        return BadSend({**base, "content": content}, *_REFUSED_FIELD, "NUL")
     if kind == "surrogate":
         half = draw(st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"]))
         where = draw(st.sampled_from(["content", "client_message_id", "to_username"]))
         value = draw(st.sampled_from([half, f"x{half}", f"{half}y", f"a{half}b{half}"]))
-        codes = set(invalid)
-        if where == "to_username" and to is None:
-            codes.add(ErrorCode.USER_NOT_FOUND.value)
-        return BadSend({**base, where: value}, frozenset(codes), f"surrogate in {where}")
+        return BadSend({**base, where: value}, *_REFUSED_FIELD, f"surrogate in {where}")
     if kind == "unknown recipient":
-        name = draw(edge_text.filter(lambda t: t not in (recipient, viewer) and t != ""))
-        codes = {ErrorCode.USER_NOT_FOUND.value, *invalid}
-        return BadSend({**base, "to_username": name}, frozenset(codes), "unknown recipient")
+        name = "ghost-" + draw(st.text("abcdefghijklmnopqrstuvwxyz0123456789", max_size=20))
+        codes = _codes(ErrorCode.USER_NOT_FOUND)
+        return BadSend({**base, "to_username": name}, codes, codes, "unknown recipient")
+    if kind == "odd recipient":
+        # unknown, or refused as text (NUL, surrogate, blank, too long for REST's 50)
+        name = draw(edge_text.filter(lambda t: t not in (recipient, viewer, "")))
+        ws = _codes(ErrorCode.USER_NOT_FOUND, ErrorCode.INVALID_FRAME, ErrorCode.MISSING_FIELD)
+        rest = _codes(ErrorCode.USER_NOT_FOUND, ErrorCode.VALIDATION_ERROR, ErrorCode.MISSING_FIELD)
+        return BadSend({**base, "to_username": name}, ws, rest, "odd recipient")
     if kind == "viewer recipient":
-        codes = {ErrorCode.RECIPIENT_IS_VIEWER.value}
-        return BadSend({**base, "to_username": viewer}, frozenset(codes), "viewer recipient")
+        codes = _codes(ErrorCode.RECIPIENT_IS_VIEWER)
+        return BadSend({**base, "to_username": viewer}, codes, codes, "viewer recipient")
     client_id = draw(st.sampled_from(["", "c" * 129, 5, None, "\x00"]))
     if client_id is None:
         client_id = {"nested": True}
-    return BadSend({**base, "client_message_id": client_id}, frozenset(invalid), "client id")
+    return BadSend({**base, "client_message_id": client_id}, *_REFUSED_FIELD, "client id")
