@@ -266,12 +266,12 @@ class Soak:
             if b" 101 " not in head.split(b"\r\n", 1)[0]:
                 raise OSError(f"upgrade refused: {head[:80]!r}")
             self.tally.slow_cycles += 1
-            for _ in range(self.rng.randrange(10, 25)):
-                writer.write(_masked_text_frame(b'{"type": "pong"}'))
-                await writer.drain()
-                await asyncio.sleep(2)
             tail = b""
             try:
+                for _ in range(self.rng.randrange(10, 25)):
+                    writer.write(_masked_text_frame(b'{"type": "pong"}'))
+                    await writer.drain()
+                    await asyncio.sleep(2)
                 async with asyncio.timeout(10):
                     while chunk := await reader.read(65536):
                         tail = (tail + chunk)[-4096:]
@@ -399,14 +399,18 @@ class Soak:
             ok = False
         else:
             warm = samples[0]
+            half = samples[len(samples) // 2 :]
             for key, (relative, absolute) in LEVEL_TOLERANCE.items():
                 last = statistics.fmean(s[key] for s in samples[-2:])
                 allowed = warm[key] * (1 + relative) + absolute
                 level = last <= allowed
                 ok &= level
+                # The trend over the second half, per sample: what a longer run would add.
+                slope = (half[-1][key] - half[0][key]) / max(1, len(half) - 1)
                 print(
                     f"  {key:>10}: {warm[key]:10.1f} -> {last:10.1f}  "
-                    f"{'yes' if level else 'NO'} (allowed up to {allowed:.1f})"
+                    f"{'yes' if level else 'NO'} (allowed up to {allowed:.1f}; "
+                    f"second half {slope:+.2f} per sample)"
                 )
         # Once everyone left, the server must hold no connection and no queued frame, and
         # about the tasks it had before the load.
