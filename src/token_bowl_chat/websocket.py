@@ -122,11 +122,14 @@ class _Dropped(Exception):
     """The connection ended; ``code`` is its close code (``None``: no close frame).
     ``resync``: we left it ourselves to fetch again the messages we had set aside."""
 
-    def __init__(self, code: int | None, reason: str = "", *, resync: bool = False) -> None:
+    def __init__(
+        self, code: int | None, reason: str = "", *, resync: bool = False, dead: bool = False
+    ) -> None:
         super().__init__(f"connection closed ({code}) {reason}".strip())
         self.code = code
         self.reason = reason
         self.resync = resync
+        self.dead = dead  # the link answers nothing: abort it, a close handshake would hang
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +360,9 @@ class TokenBowlWebSocket:
         close the connection as a slow consumer, and the client resumes where it stopped).
         While you await a reply (``send_message``, a mark, ...) the client reads on to find
         it: messages it has no room for are fetched again from the server afterwards by
-        resuming; read receipts, typing and pushed counts cannot be fetched again, and their
-        number is reported as an ``ErrorEvent`` with code ``events_skipped``. Leave the loop
+        resuming (a reconnect: ``DisconnectedEvent`` and ``ConnectedEvent(resumed=True)``);
+        read receipts, typing and pushed counts cannot be fetched again, and their number is
+        reported as an ``ErrorEvent`` with code ``events_skipped``. Leave the loop
         (``break``) rather than stop iterating, or the client waits for you.
         """
         stream = _Stream(self.event_buffer)
@@ -546,16 +550,18 @@ class TokenBowlWebSocket:
         while True:
             code: int | None = None
             reason = ""
-            resync = False
+            resync = dead = False
             try:
                 for text in early:
                     await self._handle(text)
                 await self._receive()
             except _Dropped as drop:
-                code, reason, resync = drop.code, drop.reason, drop.resync
+                code, reason, resync, dead = drop.code, drop.reason, drop.resync, drop.dead
             ws, self._ws = self._ws, None
             self._connected = False
-            if ws is not None:
+            if ws is not None and dead:
+                ws.transport.abort()
+            elif ws is not None:
                 await _close(ws)
             if not self._active:
                 return
@@ -607,7 +613,7 @@ class TokenBowlWebSocket:
                 silence = max(SILENCE_TIMEOUT, 2.5 * self._heartbeat_interval)
                 if quiet >= silence:
                     logger.warning("no frame for %.0f s; reconnecting", silence)
-                    raise _Dropped(None, "silent connection") from None
+                    raise _Dropped(None, "silent connection", dead=True) from None
                 continue
             except ConnectionClosed as exc:
                 rcvd = exc.rcvd
@@ -629,7 +635,7 @@ class TokenBowlWebSocket:
             await asyncio.wait_for(pong, self._probe_after)
         except builtins.TimeoutError:
             logger.info("no pong in %.1f s while a reply is due; reconnecting", self._probe_after)
-            raise _Dropped(None, "no answer while a reply was due") from None
+            raise _Dropped(None, "no answer while a reply was due", dead=True) from None
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             raise _Dropped(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None

@@ -384,7 +384,6 @@ async def test_a_reply_lost_on_a_dead_link_is_recovered_by_reconnecting(
         api_key=me.api_key,
         base_url=proxy.http_url,
         on_message=lambda m: seen.append(m.content),
-        request_timeout=10,
         reconnect_initial_delay=0.05,
     )
     await ws.connect()
