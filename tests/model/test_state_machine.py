@@ -49,7 +49,7 @@ PROFILES = {
     # CI: about a minute on a busy 2-core machine.
     "ci": settings(max_examples=10, stateful_step_count=25),
     # TOKEN_BOWL_MODEL=long: a deeper search, for a quiet machine and some patience.
-    "long": settings(max_examples=300, stateful_step_count=60),
+    "long": settings(max_examples=100, stateful_step_count=50),
 }
 PAGE = 1000
 ROOM_LIMIT = 300  # beyond this many room messages a run starts on a fresh server
@@ -156,7 +156,8 @@ class ChatMachine(RuleBasedStateMachine):
         self.client_ids: dict[tuple[str, str], Message] = {}
         self.tag = uuid.uuid4().hex[:8]
         self.names = 0
-        self.http = httpx.AsyncClient(timeout=TIMEOUT)
+        # A few connections: the pool costs client CPU per connection and request.
+        self.http = httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=4))
         self.server = servers.current
         self._last_seen: dict[str, int] = {}
         self.online: list[str] = []  # user ids, in the order they came online
