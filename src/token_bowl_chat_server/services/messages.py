@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -31,6 +32,9 @@ from token_bowl_chat_server.services.typing import TypingService
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
 
 logger = logging.getLogger(__name__)
+
+# How many messages of failed commits are remembered as possibly stored (see _unconfirmed).
+_UNCONFIRMED_LIMIT = 10_000
 
 
 def parse_since(since: str | None) -> int | None:
@@ -79,6 +83,11 @@ class MessageService:
         self.monotonic = monotonic
         self.stored = 0  # messages stored since start (retries of a stored one not counted)
         self.commits = 0  # transactions those took: stored / commits is the group-commit size
+        # Messages (by id) of flushes that failed with the database unavailable. The commit
+        # may have happened all the same (the connection died after COMMIT reached the
+        # database); if so, nobody delivered them, and the sender's retry with the same
+        # client id, which finds one stored, must. Only the newest are kept.
+        self._unconfirmed: OrderedDict[str, bool] = OrderedDict()
         self._writer: Batcher[NewMessage, Appended] = Batcher(
             self._commit_and_publish,
             max_batch,
@@ -101,7 +110,8 @@ class MessageService:
         """Store a message and deliver it. Returns once it is durable.
 
         A retry with the same ``client_message_id`` from the same sender returns the message
-        stored the first time and delivers nothing again.
+        stored the first time and delivers nothing again (unless the first attempt was
+        refused as ``StorageUnavailable`` after its commit: then the retry delivers it).
         """
         if not content:
             raise InvalidInput("Missing content field", ErrorCode.MISSING_FIELD)
@@ -134,18 +144,30 @@ class MessageService:
         isolate the item at fault); once it has committed, nothing may, or a stored message
         would be stored again.
         """
-        results = await self.messages.append_batch(batch)
+        try:
+            results = await self.messages.append_batch(batch)
+        except StorageUnavailable:
+            self._remember_unconfirmed(batch)
+            raise
         self.commits += 1
         # Published here, in seq order, before any caller resumes: every connection receives
         # messages in the order they were stored.
         for result in results:
-            if result.created:
+            if result.created or self._unconfirmed.pop(result.message.id, False):
                 self.stored += 1
                 try:
                     self._publish(result.message)
                 except Exception:
                     logger.exception("publishing stored message %s failed", result.message.id)
         return results
+
+    def _remember_unconfirmed(self, batch: Sequence[NewMessage]) -> None:
+        # Without a client id a retry is a new message, so only these can be found again.
+        for new in batch:
+            if new.client_message_id is not None:
+                self._unconfirmed[new.id] = True
+        while len(self._unconfirmed) > _UNCONFIRMED_LIMIT:
+            self._unconfirmed.popitem(last=False)
 
     def _publish(self, msg: Message) -> None:
         text = encode_event(render.message(msg))
