@@ -12,8 +12,10 @@ that must be refused gets exactly one error with the expected code echoing its
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import websockets
 from hypothesis import example, given, settings
@@ -199,7 +201,14 @@ def test_generated_handshake_queries_upgrade_or_get_a_documented_4xx(
             if keep_key:
                 params = {**params, "api_key": attacker.api_key}
             query = "&".join(f"{url_text(k)}={url_text(v)}" for k, v in params.items())
-            status, body = attacker.run(_handshake(f"{live_server.ws_url}?{query}"))
+            try:
+                status, body = attacker.run(_handshake(f"{live_server.ws_url}?{query}"))
+            except TimeoutError:
+                # Say whether the whole server stalled or only this handshake did.
+                raise AssertionError(
+                    f"no handshake answer within {REPLY_TIMEOUT} s for {params!r}; "
+                    f"{_health(live_server)}; server log tail:\n{live_server.proc.log()[-3000:]}"
+                ) from None
             if status != 101:
                 assert 400 <= status < 500, (params, status, body)
                 check_error_body(status, json.loads(body))
@@ -219,3 +228,12 @@ async def _handshake(url: str) -> tuple[int, bytes]:
         return exc.response.status_code, exc.response.body or b""
     await conn.close()
     return 101, b""
+
+
+def _health(server: LiveServer) -> str:
+    started = time.monotonic()
+    try:
+        status = httpx.get(f"{server.http_url}/health", timeout=10).status_code
+    except httpx.HTTPError as exc:
+        return f"GET /health failed: {exc!r}"
+    return f"GET /health answered {status} in {time.monotonic() - started:.2f} s"
