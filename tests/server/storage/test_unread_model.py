@@ -1,100 +1,227 @@
-"""Unread counts read from counters agree with a brute-force model under random operations.
+"""The storage layer's read state agrees with the brute-force model of tests/model/model.py.
 
-Each step applies one operation to the real stores on SQLite and to a plain-Python model of
-PROTOCOL.md section 7.1, then compares the O(1) counters, the unread lists and the counts.
+A hypothesis state machine drives the real stores (no server, no HTTP) on SQLite, or on
+PostgreSQL with ``--database postgresql``: batches of appends as the group commit makes them
+(several senders, room and DMs, DMs to oneself, client message ids repeated inside a batch and
+across batches), every way of marking read, and renames. After each step the O(1) counters,
+the unread lists (oldest first), both histories and what each mark reported as newly read must
+equal the model. tests/model/test_state_machine.py checks the same through the real server and
+its clients; this one reaches the batch shapes and marks directly, and runs in seconds.
 """
 
 from __future__ import annotations
 
-import random
+import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-import pytest
+from hypothesis import HealthCheck, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tests.conftest import NewDatabase
+from tests.model import model as m
 from token_bowl_chat.protocol.models import Role
-from token_bowl_chat_server.domain.entities import Message, User
+from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.messages import NewMessage, SqlMessageStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
 from token_bowl_chat_server.storage.users import SqlUserStore
 
+INDEX = st.integers(0, 255)
+T = TypeVar("T")
 
-class Model:
-    """Who has read what, computed the slow and obvious way."""
 
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.read: set[tuple[str, str]] = set()  # (user id, message id)
+def pick(data: st.DataObject, items: Sequence[T], label: str) -> T:
+    item = items[data.draw(INDEX, label=label) % len(items)]
+    note(f"{label}: {item!r}")
+    return item
 
-    def unread_for(self, user_id: str) -> tuple[list[str], list[str]]:
-        room, direct = [], []
-        for m in self.messages:
-            if m.from_user_id == user_id or (user_id, m.id) in self.read:
+
+class Stores:
+    """One migrated database for the whole test; each run registers users of its own."""
+
+    def __init__(self, loop: asyncio.Runner, url: str) -> None:
+        self.loop = loop
+        self.db = Database(url)
+        loop.run(self.db.migrate())
+        self.users = SqlUserStore(self.db)
+        self.messages = SqlMessageStore(self.db)
+        self.reads = SqlReadStore(self.db)
+        self.runs = 0
+        self.steps = 0
+
+
+class ReadStateMachine(RuleBasedStateMachine):
+    def __init__(self, stores: Stores) -> None:
+        super().__init__()
+        self.s = stores
+        stores.runs += 1
+        self.model = m.Model()
+        self.entities: dict[str, User] = {}
+        self.client_ids: dict[tuple[str, str], m.Message] = {}
+        self.now = 0
+
+    def run(self, coro: Any) -> Any:
+        return self.s.loop.run(coro)
+
+    def tick(self) -> int:
+        self.s.steps += 1
+        self.now += 1
+        return self.now
+
+    @initialize(count=st.integers(2, 4))
+    def users(self, count: int) -> None:
+        tag = uuid.uuid4().hex[:8]
+        for i in range(count):
+            user = User(
+                str(uuid.uuid4()), f"s{tag}-{i}", Role.MEMBER, None, None, None, None, "h", i
+            )
+            self.run(self.s.users.create(user, api_key_hash=uuid.uuid4().hex))
+            self.entities[user.id] = user
+            self.model.add_user(m.User(user.id, user.username, key=""))
+        # The room as earlier runs left it: every message of it starts unread.
+        earlier, _ = self.run(self.s.messages.room_history(100_000, 0, None))
+        for msg in earlier:
+            self.model.add_message(
+                m.Message(msg.id, msg.seq, msg.from_user_id or "", msg.from_username, None, "")
+            )
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.entities)
+
+    @rule(data=st.data(), size=st.integers(1, 5))
+    def append_batch(self, data: st.DataObject, size: int) -> None:
+        """One group-commit transaction: room messages and DMs (to oneself too), some with a
+        client message id that may repeat one in this batch or an earlier one."""
+        now = self.tick()
+        batch = []
+        for _ in range(size):
+            sender = self.entities[pick(data, self.ids, "sender")]
+            to = pick(data, [None, None, *self.ids], "to")
+            client_id = data.draw(st.none() | st.sampled_from(["a", "b"]), label="client id")
+            recipient = self.entities[to] if to else None
+            batch.append(NewMessage(str(uuid.uuid4()), sender, recipient, "x", now, client_id))
+        appended = self.run(self.s.messages.append_batch(batch))
+        for new, result in zip(batch, appended, strict=True):
+            key = (new.sender.id, new.client_message_id or "")
+            earlier = self.client_ids.get(key) if new.client_message_id else None
+            if earlier is not None:
+                assert (result.created, result.message.id) == (False, earlier.id)
                 continue
-            if m.is_room:
-                room.append(m.id)
-            elif m.to_user_id == user_id:
-                direct.append(m.id)
-        return room, direct
+            assert result.created
+            message = m.Message(
+                result.message.id,
+                result.message.seq,
+                new.sender.id,
+                new.sender.username,
+                new.recipient.id if new.recipient else None,
+                new.content,
+            )
+            self.model.add_message(message)
+            if new.client_message_id:
+                self.client_ids[key] = message
 
+    @rule(data=st.data())
+    def mark_read(self, data: st.DataObject) -> None:
+        now = self.tick()
+        reader = pick(data, self.ids, "reader")
+        visible = [msg for msg in self.model.live() if self.model.visible(reader, msg)]
+        if not visible:
+            return
+        message = pick(data, visible[-30:], "message")
+        stored = self.run(self.s.messages.by_id(message.id))
+        assert stored is not None
+        newly = self.run(self.s.reads.mark_read(reader, stored, now))
+        assert newly == self.model.mark_one(reader, message).changed
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_counters_match_the_model(
-    tmp_path: Path, seed: int, new_database: NewDatabase
-) -> None:
-    rng = random.Random(seed)
-    db = Database(new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'model.db'}")
-    await db.migrate()
-    users_store, messages, reads = SqlUserStore(db), SqlMessageStore(db), SqlReadStore(db)
-    users = []
-    for i in range(4):
-        user = User(str(uuid.uuid4()), f"u{i}", Role.MEMBER, None, None, None, None, "hint", i)
-        users.append(await users_store.create(user, api_key_hash=uuid.uuid4().hex))
-    model = Model()
+    @rule(data=st.data())
+    def mark_room_read(self, data: st.DataObject) -> None:
+        self.tick()
+        reader = pick(data, self.ids, "reader")
+        newly = self.run(self.s.reads.mark_room_read(reader))
+        want = self.model.mark_room(reader).counted
+        assert [n.message_id for n in newly] == [msg.id for msg in want]
 
-    for now in range(1, 251):
-        op = rng.random()
-        user = rng.choice(users)
-        if op < 0.45:
-            batch = []
-            for _ in range(rng.randint(1, 4)):
-                sender = rng.choice(users)
-                recipient = rng.choice([None, None, *users])
-                batch.append(NewMessage(str(uuid.uuid4()), sender, recipient, "x", now))
-            model.messages += [a.message for a in await messages.append_batch(batch)]
-        elif op < 0.7 and model.messages:
-            message = rng.choice(model.messages)
-            if message.is_room or user.id in (message.from_user_id, message.to_user_id):
-                await reads.mark_read(user.id, message, now)
-                model.read.add((user.id, message.id))
-        elif op < 0.8:
-            room, _ = model.unread_for(user.id)
-            newly = await reads.mark_room_read(user.id)
-            assert sorted(n.message_id for n in newly) == sorted(room)
-            model.read |= {(user.id, m) for m in room}
-        elif op < 0.9:
-            sender = rng.choice(users)
-            _, direct = model.unread_for(user.id)
-            expected = [
-                m.id for m in model.messages if m.id in direct and m.from_user_id == sender.id
+    @rule(data=st.data())
+    def mark_direct_read(self, data: st.DataObject) -> None:
+        now = self.tick()
+        reader = pick(data, self.ids, "reader")
+        sender = pick(data, self.ids, "sender")
+        newly = self.run(self.s.reads.mark_direct_read(reader, sender, now))
+        want = self.model.mark_direct(reader, sender).counted
+        assert [n.message_id for n in newly] == [msg.id for msg in want]
+
+    @rule(data=st.data())
+    def mark_all_read(self, data: st.DataObject) -> None:
+        self.tick()
+        reader = pick(data, self.ids, "reader")
+        newly = self.run(self.s.reads.mark_all_read(reader))
+        want = self.model.mark_all(reader).counted
+        assert [n.message_id for n in newly] == [msg.id for msg in want]
+
+    @rule(data=st.data())
+    def rename(self, data: st.DataObject) -> None:
+        """Read state is kept by user id: a new name keeps it; messages show the new name."""
+        self.tick()
+        user_id = pick(data, self.ids, "user")
+        name = f"{self.model.users[user_id].name}r"
+        updated = self.run(self.s.users.update(user_id, username=name))
+        assert updated is not None
+        self.entities[user_id] = updated
+        self.model.users[user_id].name = name
+
+    @invariant()
+    def reads_match_the_model(self) -> None:
+        if self.entities:
+            self.run(self.check())
+
+    async def check(self) -> None:
+        def names(messages: Sequence[Any]) -> list[tuple[str, str, str | None]]:
+            return [(x.id, x.from_username, x.to_username) for x in messages]
+
+        def want(messages: Sequence[m.Message]) -> list[tuple[str, str, str | None]]:
+            return [
+                (x.id, self.model.name_of(x) or "", self.model.name_of(x, recipient=True))
+                for x in messages
             ]
-            newly = await reads.mark_direct_read(user.id, sender.id, now)
-            assert sorted(n.message_id for n in newly) == sorted(expected)
-            model.read |= {(user.id, m) for m in expected}
-        else:
-            room, direct = model.unread_for(user.id)
-            newly = await reads.mark_all_read(user.id)
-            assert sorted(n.message_id for n in newly) == sorted(room + direct)
-            model.read |= {(user.id, m) for m in room + direct}
 
-        for who in users:
-            room, direct = model.unread_for(who.id)
-            counts = await reads.unread_counts(who.id)
+        for user_id in self.ids:
+            counts = await self.s.reads.unread_counts(user_id)
+            room, direct = self.model.unread_room(user_id), self.model.unread_direct(user_id)
             assert (counts.room, counts.direct) == (len(room), len(direct))
-            listed_room = await reads.unread_room(who.id, limit=1000, offset=0)
-            listed_direct = await reads.unread_direct(who.id, limit=1000, offset=0)
-            assert [m.id for m in listed_room] == room
-            assert [m.id for m in listed_direct] == direct
-    await db.close()
+            assert names(await self.s.reads.unread_room(user_id, 100_000, 0)) == want(room)
+            assert names(await self.s.reads.unread_direct(user_id, 100_000, 0)) == want(direct)
+            dms, total = await self.s.messages.direct_history(user_id, 100_000, 0, None)
+            history = self.model.direct_history(user_id)[::-1]
+            assert (names(dms), total) == (want(history), len(history))
+        room_history, total = await self.s.messages.room_history(100_000, 0, None)
+        expected = self.model.room_history()[::-1]
+        assert (names(room_history), total) == (want(expected), len(expected))
+
+
+def test_read_state_matches_the_model(tmp_path: Path, new_database: NewDatabase) -> None:
+    with asyncio.Runner() as loop:
+        stores = Stores(loop, new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        try:
+            run_state_machine_as_test(
+                lambda: ReadStateMachine(stores),
+                settings=settings(
+                    max_examples=15,
+                    stateful_step_count=25,
+                    deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow],
+                ),
+            )
+        finally:
+            loop.run(stores.db.close())
+    print(f"\nstorage model check: {stores.runs} runs, {stores.steps} steps")
