@@ -214,6 +214,9 @@ class ChatMachine(RuleBasedStateMachine):
             page = body["messages"] if isinstance(body, dict) else body
             items += page
             if len(page) < PAGE:
+                if isinstance(body, dict):
+                    assert body["pagination"]["total"] == len(items), (path, body["pagination"])
+                    assert body["pagination"]["has_more"] is False, (path, body["pagination"])
                 return items
 
     async def connect(self, user: User, extended: bool, since_seq: int | None = None) -> None:
@@ -728,7 +731,10 @@ class ChatMachine(RuleBasedStateMachine):
 
     @rule(
         data=st.data(),
-        kind=st.sampled_from(["rename", "rotate_key", "disconnect", "reconnect", "get_message"]),
+        kind=st.sampled_from(
+            # The first is what hypothesis draws most: the cheapest goes there.
+            ["get_message", "rename", "rotate_key", "disconnect", "reconnect", "ws_reads"]
+        ),
     )
     def account(self, data: st.DataObject, kind: str) -> None:
         """Renames, key rotations, sockets going and coming back, and reading one message."""
@@ -739,7 +745,32 @@ class ChatMachine(RuleBasedStateMachine):
             "disconnect": self.disconnect,
             "reconnect": self.reconnect,
             "get_message": self.get_message,
+            "ws_reads": self.ws_reads,
         }[kind](data)
+
+    def ws_reads(self, data: st.DataObject) -> None:
+        """The WebSocket's read commands answer what REST does (the model's answer)."""
+        connected = [u for u in self.everyone if u.id in self.sockets]
+        if not connected:
+            return
+        user = pick(data, connected, "user")
+
+        async def ask() -> None:
+            counts = await self.ws_request(user, {"type": "get_unread_count"})
+            assert {k: counts[k] for k in self.model.counts(user.id)} == self.model.counts(
+                user.id
+            ), counts
+            for kind, want in [
+                ("get_unread_messages", self.model.unread_room(user.id)),
+                ("get_unread_direct_messages", self.model.unread_direct(user.id)),
+                ("get_messages", self.model.room_history()[::-1]),
+                ("get_direct_messages", self.model.direct_history(user.id)[::-1]),
+            ]:
+                reply = await self.ws_request(user, {"type": kind, "limit": PAGE})
+                got = [rendered(f) for f in reply["messages"]]
+                assert got == [self.model.render(x) for x in want[:PAGE]], (user.name, kind)
+
+        self.run(ask())
 
     # ---- invariants ------------------------------------------------------------------------
 
