@@ -23,12 +23,19 @@ def redact(value: Any) -> Any:
 # for a bad key), because it only counts an accepted upgrade as a completed handshake. Our
 # endpoint always accepts or denies, so here the line is noise, not a bug report.
 _DENIAL_NOISE = "ASGI callable returned without completing handshake."
+# uvicorn logs a client's text frame that is not UTF-8 as an ERROR with a traceback, then
+# closes the connection with 1007 as RFC 6455 prescribes. The fault is the client's, and any
+# client could fill the log with tracebacks at will: one INFO line instead.
+_CLIENT_FAULT_AS_ERROR = "Invalid UTF-8 sequence received from client."
 
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == _DENIAL_NOISE:
             return False  # see _DENIAL_NOISE
+        if record.msg == _CLIENT_FAULT_AS_ERROR:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
