@@ -47,6 +47,7 @@ def test_refused_sends_change_nothing_any_user_can_see(live_server: LiveServer) 
     attacker = WsHarness(live_server, sender.api_key)
     watching = WsHarness(live_server, watcher.api_key)
     http = httpx.Client(base_url=live_server.http_url, timeout=30)
+    log_start = len(live_server.proc.log())
     try:
         watching.run(watching.connection())
         before = snapshot(http, watcher.api_key, sender.api_key)
@@ -96,6 +97,8 @@ def test_refused_sends_change_nothing_any_user_can_see(live_server: LiveServer) 
         exchange = watching.exchange(json.dumps({"type": "ping", "request_id": "w"}))
         delivered = [f for f in exchange.frames if f.get("from_username") == sender.username]
         assert not delivered, delivered
+        log = live_server.proc.log()[log_start:]
+        assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
     finally:
         http.close()
         attacker.close()

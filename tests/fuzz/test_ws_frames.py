@@ -189,6 +189,8 @@ def test_generated_handshake_queries_upgrade_or_get_a_documented_4xx(
     values: the upgrade succeeds, or the handshake is refused with a 4xx and the documented
     error body; never a 5xx or a dropped connection."""
 
+    log_start = len(live_server.proc.log())
+
     @settings(FUZZ, max_examples=cases(25))
     @given(
         params=st.dictionaries(
@@ -224,6 +226,8 @@ def test_generated_handshake_queries_upgrade_or_get_a_documented_4xx(
 
     attack()
     print(TALLY.line("ws handshakes"))
+    log = live_server.proc.log()[log_start:]
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
 
 
 async def _handshake(url: str) -> tuple[int, bytes]:
