@@ -59,6 +59,7 @@ TIMEOUT = 10.0
 TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
 CLIENT_ID = st.none() | st.sampled_from(["c1", "c2"])
 INDEX = st.integers(0, 255)
+ANY_COUNTS = ("unread_count", "any")
 NO_SUCH_MESSAGE = "00000000-0000-4000-8000-000000000000"
 NAME_TAIL = st.text("abcxyz-_.ÿé日", min_size=0, max_size=6)
 
@@ -278,8 +279,11 @@ class ChatMachine(RuleBasedStateMachine):
         for user_id in self.model.delivered_to(message):
             self.expect(user_id, ("message", frame))
 
-    def marked(self, reader: User, marked: Marked, scope: str | None) -> None:
-        """The pushes a mark causes: receipts to authors, the reader's new counts."""
+    def marked(
+        self, reader: User, marked: Marked, scope: str | None, exact_counts: bool = True
+    ) -> None:
+        """The pushes a mark causes: receipts to authors, the reader's new counts (when sends
+        raced the mark, which of them the pushed counts include is not known: any will do)."""
         if not marked.changed:
             return
         by_author: dict[str, list[Message]] = {}
@@ -303,6 +307,9 @@ class ChatMachine(RuleBasedStateMachine):
         sock = self.sockets.get(reader.id)
         if sock is not None and sock.extended:
             counts = self.model.counts(reader.id)
+            if not exact_counts:
+                self.expect(reader.id, ANY_COUNTS)
+                return
             self.expect(
                 reader.id,
                 (
@@ -495,6 +502,75 @@ class ChatMachine(RuleBasedStateMachine):
                 assert rendered(got) == self.model.render(message)
 
         self.run(together())
+
+    def mark_racing_sends(self, data: st.DataObject) -> None:
+        """A bulk mark while others send: the mark may or may not take in each racing message,
+        but it must take every message that was unread before it, count exactly what it took,
+        and take them as a prefix in ``seq`` order (the server's read cursor); the lists and
+        counts checked after the step then pin down which."""
+        reader = pick(data, self.everyone, "reader")
+        others = [u for u in self.members if u is not reader]
+        scope = "room" if reader.id in self.sockets and data.draw(st.booleans()) else "all"
+        ws = scope == "room" or self.via_ws(data, reader)
+        picks = data.draw(st.lists(INDEX, min_size=1, max_size=3), label="senders")
+        sends = []
+        on_socket: set[str] = set()
+        for i in picks:
+            sender = others[i % len(others)]
+            to = pick(data, [None, reader.name, *(u.name for u in others)], "to")
+            via = sender.id not in on_socket and self.via_ws(data, sender)
+            if via:
+                on_socket.add(sender.id)
+            sends.append((sender, data.draw(TEXT, label="content"), to, via))
+        if reader.viewer:
+            sends = [(s, c, None if to == reader.name else to, w) for s, c, to, w in sends]
+
+        def unread() -> list[Message]:
+            room = self.model.unread_room(reader.id)
+            return room if scope == "room" else self.model.unread_direct(reader.id) + room
+
+        before = {x.id for x in unread()}
+        earlier = [x for x in self.model.live() if self.model.visible(reader.id, x)]
+
+        async def mark() -> int:
+            if scope == "room":
+                reply = await self.ws_request(reader, {"type": "mark_room_read"})
+                return int(reply["count"])
+            if ws:
+                reply = await self.ws_request(reader, {"type": "mark_all_read"})
+                return int(reply["marked_as_read"])
+            body = await self.ok("POST", "/messages/mark-all-read", reader)
+            return int(body["marked_as_read"])
+
+        async def race() -> tuple[int, list[Frame]]:
+            count, *results = await asyncio.gather(
+                mark(), *(self.raw_send(s, c, to, w) for s, c, to, w in sends)
+            )
+            return count, results
+
+        count, results = self.run(race())
+        for (sender, content, to, _), got in sorted(
+            zip(sends, results, strict=True), key=lambda pair: pair[1]["seq"]
+        ):
+            recipient = self.model.by_name(to) if to else None
+            self.stored(
+                Message(
+                    got["id"],
+                    got["seq"],
+                    sender.id,
+                    sender.name,
+                    recipient.id if recipient else None,
+                    content,
+                )
+            )
+        candidates = sorted(unread(), key=lambda x: x.seq)
+        assert len(before) <= count <= len(candidates), (count, len(before), len(candidates))
+        taken = candidates[:count]
+        assert before <= {x.id for x in taken}, "a bulk mark must take everything unread before it"
+        if scope == "room":
+            earlier = [x for x in earlier if x.is_room]
+        self.model.read |= {(reader.id, x.id) for x in earlier + taken}
+        self.marked(reader, Marked(taken, changed=bool(taken)), scope, exact_counts=False)
 
     async def raw_send(self, sender: User, content: str, to: str | None, ws: bool) -> Frame:
         body: dict[str, Any] = {"content": content}
@@ -717,16 +793,18 @@ class ChatMachine(RuleBasedStateMachine):
             "concurrent": self.concurrent_sends,
         }[kind](data)
 
-    @rule(data=st.data(), kind=st.sampled_from(["one", "all", "room", "direct"]))
+    @rule(data=st.data(), kind=st.sampled_from(["one", "all", "room", "direct", "racing"]))
     def mark(self, data: st.DataObject, kind: str) -> None:
         """``mark_read`` / ``POST /messages/{id}/read`` of any id, ``mark_all_read`` /
-        ``POST /messages/mark-all-read``, ``mark_room_read``, ``mark_direct_read``."""
+        ``POST /messages/mark-all-read``, ``mark_room_read``, ``mark_direct_read``, and a
+        bulk mark racing other users' sends."""
         self.step(f"mark {kind}")
         {
             "one": self.mark_one,
             "all": self.mark_all,
             "room": self.mark_room,
             "direct": self.mark_direct,
+            "racing": self.mark_racing_sends,
         }[kind](data)
 
     @rule(
@@ -850,6 +928,8 @@ class ChatMachine(RuleBasedStateMachine):
         assert deliveries == want_deliveries, (user.name, "deliveries, in seq order")
         others = Counter(k for k in got if k[0] != "message")
         want_others = Counter(k for k in expected if k[0] != "message")
+        if ANY_COUNTS in want_others:
+            others = Counter(ANY_COUNTS if k[0] == "unread_count" else k for k in others.elements())
         assert others == want_others, (user.name, "receipts and pushed counts")
 
 
