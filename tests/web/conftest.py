@@ -8,7 +8,7 @@ context per person, so two people have separate storage and sockets.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+# Per module: while playwright's sync API is open it keeps an event loop running in this
+# thread, which async tests elsewhere in the session cannot share.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -41,6 +43,13 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    """A server of the test's own: the room then holds only this test's messages, so counts
+    and badges on the page are this test's."""
+    return make_server()
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ def conversation(page: Page, key: str):  # type: ignore[no-untyped-def]
     return page.locator(f'[data-testid="conversation"][data-key="{key}"]')
 
 
-def test_two_people_chat_in_the_room_and_a_dm(live_server: LiveServer, people: People) -> None:
-    alice, bob = live_server.register(), live_server.register()
-    a = people.open(live_server, alice)
-    b = people.open(live_server, bob)
+def test_two_people_chat_in_the_room_and_a_dm(server: LiveServer, people: People) -> None:
+    alice, bob = server.register(), server.register()
+    a = people.open(server, alice)
+    b = people.open(server, bob)
 
     # Presence: each sees the other online.
     expect(
@@ -72,13 +72,11 @@ def test_two_people_chat_in_the_room_and_a_dm(live_server: LiveServer, people: P
     ).to_have_attribute("data-online", "false")
 
 
-def test_unread_badge_counts_room_messages_while_away(
-    live_server: LiveServer, people: People
-) -> None:
-    alice, bob = live_server.register(), live_server.register()
-    b = people.open(live_server, bob)
+def test_unread_badge_counts_room_messages_while_away(server: LiveServer, people: People) -> None:
+    alice, bob = server.register(), server.register()
+    b = people.open(server, bob)
     b.locator(f'[data-testid="person"][data-username="{alice.username}"]').click()
-    a = people.open(live_server, alice)
+    a = people.open(server, alice)
     for n in range(3):
         send(a, f"while you were away {n}")
     room_badge = conversation(b, "room").get_by_test_id("unread-badge")
@@ -88,11 +86,11 @@ def test_unread_badge_counts_room_messages_while_away(
     expect(message(a, "while you were away 2")).to_have_attribute("data-status", "read")
 
 
-def test_wrong_key_is_refused_with_a_message(live_server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_key_is_refused_with_a_message(server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(live_server.http_url + "/")
+        page.goto(server.http_url + "/")
         page.get_by_test_id("signin-key").fill("not-a-key")
         page.get_by_test_id("signin-submit").click()
         expect(page.get_by_test_id("signin-error")).to_have_text("That API key was not accepted.")

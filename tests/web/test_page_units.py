@@ -25,10 +25,8 @@ HOSTILE_LINKS = [
 ]
 
 
-def test_markdown_links_only_to_http_https_and_mailto(
-    live_server: LiveServer, people: People
-) -> None:
-    page = people.open(live_server, live_server.register())
+def test_markdown_links_only_to_http_https_and_mailto(server: LiveServer, people: People) -> None:
+    page = people.open(server, server.register())
     texts = [f"[x]({href})" for href in HOSTILE_LINKS] + [
         "[ok](https://example.org/a?b=1)",
         "mail [me](mailto:me@example.org)",
@@ -67,10 +65,10 @@ WebSocket.prototype.send = function (data) {
 
 
 def test_typing_renewals_are_sent_at_most_every_two_seconds(
-    live_server: LiveServer, people: People
+    server: LiveServer, people: People
 ) -> None:
-    alice = live_server.register()
-    page = people.open(live_server, alice)
+    alice = server.register()
+    page = people.open(server, alice)
     page.add_init_script(RECORD_SENDS)
     page.reload()
     expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
@@ -85,14 +83,14 @@ def test_typing_renewals_are_sent_at_most_every_two_seconds(
 
 
 def test_keyboard_only_use_and_focus_kept_across_live_updates(
-    live_server: LiveServer, people: People
+    server: LiveServer, people: People
 ) -> None:
-    alice, bob, carol = (live_server.register() for _ in range(3))
-    page = people.open(live_server, alice)
+    alice, bob, carol = (server.register() for _ in range(3))
+    page = people.open(server, alice)
     bob_button = page.locator(f'[data-testid="person"][data-username="{bob.username}"]')
     bob_button.focus()
     # Carol comes online: the people list changes under the focused button, which keeps focus.
-    people.open(live_server, carol)
+    people.open(server, carol)
     expect(
         page.locator(f'[data-testid="person"][data-username="{carol.username}"]')
     ).to_have_attribute("data-online", "true")

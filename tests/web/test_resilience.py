@@ -52,11 +52,11 @@ def test_server_restart_resumes_without_gaps_or_doubles(make_server, people: Peo
 
 
 def test_bot_posts_through_the_sdk_while_a_person_watches(
-    live_server: LiveServer, people: People
+    server: LiveServer, people: People
 ) -> None:
-    person, bot_account = live_server.register(), live_server.register()
-    page = people.open(live_server, person)
-    with TokenBowlClient(api_key=bot_account.api_key, base_url=live_server.http_url) as bot:
+    person, bot_account = server.register(), server.register()
+    page = people.open(server, person)
+    with TokenBowlClient(api_key=bot_account.api_key, base_url=server.http_url) as bot:
         bot.send_message("beep: `42` is the answer, see https://example.org/docs")
         bot.send_message("a DM for you", to_username=person.username)
     body = page.get_by_test_id("message-body").filter(has_text="beep")
@@ -70,10 +70,10 @@ def test_bot_posts_through_the_sdk_while_a_person_watches(
 
 
 def test_older_history_loads_on_scroll_and_keeps_the_place(
-    live_server: LiveServer, people: People
+    server: LiveServer, people: People
 ) -> None:
-    reader, writer = live_server.register(), live_server.register()
-    with httpx.Client(base_url=live_server.http_url) as http:
+    reader, writer = server.register(), server.register()
+    with httpx.Client(base_url=server.http_url) as http:
         for n in range(130):
             resp = http.post(
                 "/messages",
@@ -81,7 +81,7 @@ def test_older_history_loads_on_scroll_and_keeps_the_place(
                 headers={"X-API-Key": writer.api_key},
             )
             assert resp.status_code == 201
-    page = people.open(live_server, reader)
+    page = people.open(server, reader)
     expect(message(page, "history 129")).to_be_in_viewport()
     expect(message(page, "history 080")).to_have_count(1)  # the newest page of 50
     expect(message(page, "history 079")).to_have_count(0)

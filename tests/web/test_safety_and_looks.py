@@ -23,12 +23,12 @@ PAYLOADS = [
 
 
 def test_xss_payloads_in_content_and_usernames_render_as_text(
-    live_server: LiveServer, people: People
+    server: LiveServer, people: People
 ) -> None:
-    reader = live_server.register()
-    evil = live_server.register(f'<img src=x onerror="window.__pwned=9">{live_server.unique()}')
-    page = people.open(live_server, reader)
-    with httpx.Client(base_url=live_server.http_url) as http:
+    reader = server.register()
+    evil = server.register(f'<img src=x onerror="window.__pwned=9">{server.unique()}')
+    page = people.open(server, reader)
+    with httpx.Client(base_url=server.http_url) as http:
         for payload in PAYLOADS:
             resp = http.post(
                 "/messages", json={"content": payload}, headers={"X-API-Key": evil.api_key}
@@ -54,12 +54,12 @@ def test_xss_payloads_in_content_and_usernames_render_as_text(
     assert page.evaluate("() => window.__pwned === undefined")
 
 
-def test_profile_rename_and_key_rotation_reconnect(live_server: LiveServer, people: People) -> None:
-    alice, bob = live_server.register(), live_server.register()
-    a = people.open(live_server, alice)
-    b = people.open(live_server, bob)
+def test_profile_rename_and_key_rotation_reconnect(server: LiveServer, people: People) -> None:
+    alice, bob = server.register(), server.register()
+    a = people.open(server, alice)
+    b = people.open(server, bob)
     a.get_by_test_id("profile-open").click()
-    new_name = live_server.unique("renamed")
+    new_name = server.unique("renamed")
     a.get_by_test_id("rename-input").fill(new_name)
     a.get_by_test_id("rename-submit").click()
     expect(a.get_by_test_id("profile-status")).to_have_text("Username changed")
@@ -73,19 +73,19 @@ def test_profile_rename_and_key_rotation_reconnect(live_server: LiveServer, peop
     send(a, "after rotation")
     expect(message(a, "after rotation")).to_have_attribute("data-status", "read")
     expect(b.get_by_test_id("message-author").filter(has_text=new_name)).to_have_count(1)
-    with httpx.Client(base_url=live_server.http_url) as http:
+    with httpx.Client(base_url=server.http_url) as http:
         assert http.get("/users/me", headers={"X-API-Key": alice.api_key}).status_code == 401
     # A reload signs in again from sessionStorage with the new key.
     a.reload()
     expect(a.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
 
 
-def test_register_shows_the_key_once_then_chats(live_server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
+def test_register_shows_the_key_once_then_chats(server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(live_server.http_url + "/")
-        page.get_by_test_id("register-username").fill(live_server.unique("newbie"))
+        page.goto(server.http_url + "/")
+        page.get_by_test_id("register-username").fill(server.unique("newbie"))
         page.get_by_test_id("register-submit").click()
         expect(page.get_by_test_id("new-key")).to_be_visible()
         assert len(page.get_by_test_id("new-key-value").inner_text()) >= 32

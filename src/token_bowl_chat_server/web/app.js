@@ -131,12 +131,18 @@ function start(me) {
 
 // --- live frames ---------------------------------------------------------------------------
 
-/** @param {boolean} resumed */
-async function onOpen(resumed) {
-  void refreshOnline();
+function onOpen() {
   // Sends that had no answer go again with the same client_message_id: stored once.
   for (const out of store.outgoing.values()) if (out.status === "pending") void transmit(out.clientId);
-  if (!resumed || !historyOpen) {
+}
+
+/**
+ * The server sends `hello` once this connection gets live deliveries and presence frames:
+ * lists read from here on miss nothing in between.
+ */
+async function onHello() {
+  void refreshOnline();
+  if (!historyOpen) {
     historyOpen = true;
     await Promise.all([loadOlder("room"), loadOlder("direct"), loadUnread()]);
   }
@@ -149,6 +155,9 @@ function onFrame(frame) {
     return;
   }
   switch (frame.type) {
+    case "hello":
+      void onHello();
+      break;
     case "ping":
       socket?.send({ type: "pong" });
       break;

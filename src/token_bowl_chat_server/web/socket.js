@@ -25,7 +25,7 @@ export class ChatSocket {
    *   key: () => string,
    *   onFrame: (frame: Frame) => void,
    *   onState: (state: SocketState, detail: string) => void,
-   *   onOpen: (resumed: boolean) => void,
+   *   onOpen: () => void,
    *   keyStillValid: () => Promise<boolean>,
    * }} hooks
    */
@@ -93,7 +93,7 @@ export class ChatSocket {
       opened = true;
       this.attempt = 0;
       this.hooks.onState("connected", "");
-      this.hooks.onOpen(resuming);
+      this.hooks.onOpen();
     };
     ws.onmessage = (event) => {
       /** @type {Frame} */
