@@ -47,7 +47,7 @@ from token_bowl_chat_server.services.reads import LEGACY_RECEIPTS_PER_AUTHOR
 
 PROFILES = {
     # CI: about a minute on a busy 2-core machine.
-    "ci": settings(max_examples=10, stateful_step_count=25),
+    "ci": settings(max_examples=10, stateful_step_count=20),
     # TOKEN_BOWL_MODEL=long: a deeper search, for a quiet machine and some patience.
     "long": settings(max_examples=100, stateful_step_count=50),
 }
