@@ -46,9 +46,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(make_server: Callable[..., LiveServer]) -> LiveServer:
-    """A server of the test's own: the room then holds only this test's messages, so counts
-    and badges on the page are this test's."""
+def server(live_server: LiveServer) -> LiveServer:
+    """The shared server: tests register their own people and look only at their messages."""
+    return live_server
+
+
+@pytest.fixture
+def own_server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    """A server of the test's own, for tests that count the whole room (a new account has
+    every earlier room message unread)."""
     return make_server()
 
 

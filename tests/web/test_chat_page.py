@@ -72,7 +72,10 @@ def test_two_people_chat_in_the_room_and_a_dm(server: LiveServer, people: People
     ).to_have_attribute("data-online", "false")
 
 
-def test_unread_badge_counts_room_messages_while_away(server: LiveServer, people: People) -> None:
+def test_unread_badge_counts_room_messages_while_away(
+    own_server: LiveServer, people: People
+) -> None:
+    server = own_server
     alice, bob = server.register(), server.register()
     b = people.open(server, bob)
     b.locator(f'[data-testid="person"][data-username="{alice.username}"]').click()

@@ -39,13 +39,16 @@ def test_xss_payloads_in_content_and_usernames_render_as_text(
             json={"content": "dm <b>bold?</b>", "to_username": reader.username},
             headers={"X-API-Key": evil.api_key},
         )
-    expect(page.get_by_test_id("message")).to_have_count(len(PAYLOADS))
+    by_evil = page.get_by_test_id("message").filter(
+        has=page.get_by_test_id("message-author").get_by_text(evil.username, exact=True)
+    )
+    expect(by_evil).to_have_count(len(PAYLOADS))
     log = page.get_by_test_id("message-list")
     expect(log.locator("script, img, iframe, svg")).to_have_count(0)
     expect(page.locator("a[href^='javascript'], a[href^='data']")).to_have_count(0)
     expect(message(page, PAYLOADS[0])).to_have_count(1)  # shown verbatim
     expect(message(page, PAYLOADS[1])).to_have_count(1)
-    expect(page.get_by_test_id("message-author").first).to_have_text(evil.username)
+    expect(by_evil.first.get_by_test_id("message-author")).to_have_text(evil.username)
     # The username is text in the people list and the DM list too.
     expect(page.get_by_test_id("conversation").filter(has_text=evil.username)).to_have_count(1)
     expect(page.locator("nav img, header img")).to_have_count(0)
