@@ -103,3 +103,22 @@ def test_keyboard_only_use_and_focus_kept_across_live_updates(
     page.keyboard.type("sent with the keyboard")
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("message-body")).to_have_text(["sent with the keyboard"])
+
+
+def test_a_saved_key_survives_a_server_that_cannot_answer_yet(
+    server: LiveServer, people: People
+) -> None:
+    page = people.open(server, server.register())
+    # The database is away for a moment: /users/me answers 503 to the reloaded page.
+    page.route(
+        "**/users/me",
+        lambda route: route.fulfill(
+            status=503,
+            json={"detail": "Storage unavailable", "code": "storage_unavailable"},
+        ),
+    )
+    page.reload()
+    expect(page.get_by_test_id("signin-error")).to_contain_text("trying again")
+    page.unroute("**/users/me")
+    # The key was kept, and the page signs in by itself once the server answers.
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")

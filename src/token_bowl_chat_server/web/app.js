@@ -413,11 +413,32 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+/**
+ * Sign in with the key kept from an earlier visit. Only a refused key is forgotten: a server
+ * that is down (restarting, say) is asked again with backoff.
+ * @param {{key: string, remember: boolean}} saved
+ * @param {number} attempt
+ */
+async function resumeSession(saved, attempt) {
+  if (apiKey) return; // signed in by hand meanwhile
+  try {
+    const me = await api.me(saved.key);
+    if (apiKey) return;
+    keepKey(saved.key, saved.remember);
+    start(me);
+  } catch (error) {
+    if (error instanceof api.ApiError && error.status === 401) {
+      signOut("Your saved API key is no longer valid. Sign in again.");
+      return;
+    }
+    signin.notice(`${explain(error)}; trying again…`);
+    setTimeout(() => void resumeSession(saved, attempt + 1), Math.min(10000, 500 * 2 ** attempt));
+  }
+}
+
 const saved = storedKey();
 if (saved) {
-  void signIn(saved.key, saved.remember).then((error) => {
-    if (error) signOut(error);
-  });
+  void resumeSession(saved, 0);
 } else {
   signin.show();
 }

@@ -50,6 +50,12 @@ export function signinView(actions) {
   });
 
   return {
+    /** Show the sign-in page with a message, leaving what the person typed. @param {string} message */
+    notice(message) {
+      error.textContent = message;
+      byId("signin", HTMLElement).hidden = false;
+      byId("chat", HTMLDivElement).hidden = true;
+    },
     /** @param {string} [message] */
     show(message) {
       keyInput.value = "";
