@@ -22,8 +22,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-# The web page's JavaScript, type-checked from its JSDoc by TypeScript (from the npm registry).
+# The web page's JavaScript, type-checked from its JSDoc by TypeScript (from the npm registry;
+# Debian's npm is installed here when missing and we may).
 webcheck:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	  else \
+	    echo "npm is missing: sudo apt-get install npm"; exit 1; \
+	  fi; \
+	fi
 	cd web-check && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	cd web-check && npx --no-install tsc -p tsconfig.json
 
