@@ -3,6 +3,7 @@ unread badges, presence."""
 
 from __future__ import annotations
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer
@@ -100,3 +101,26 @@ def test_wrong_key_is_refused_with_a_message(server: LiveServer, browser) -> Non
         expect(page.get_by_test_id("chat")).to_be_hidden()
     finally:
         context.close()
+
+
+def test_badges_follow_counts_pushed_after_a_mark_made_elsewhere(
+    own_server: LiveServer, people: People
+) -> None:
+    alice, bob = own_server.register(), own_server.register()
+    b = people.open(own_server, bob)
+    b.locator(f'[data-testid="person"][data-username="{alice.username}"]').click()
+    with httpx.Client(base_url=own_server.http_url) as http:
+        sent = [
+            http.post(
+                "/messages", json={"content": f"n{n}"}, headers={"X-API-Key": alice.api_key}
+            ).json()
+            for n in range(3)
+        ]
+        room_badge = conversation(b, "room").get_by_test_id("unread-badge")
+        expect(room_badge).to_have_text("3")
+        # Bob reads the oldest on another device: the pushed count says 2, and so does the page.
+        read = http.post(f"/messages/{sent[0]['id']}/read", headers={"X-API-Key": bob.api_key})
+        assert read.status_code == 204
+        expect(room_badge).to_have_text("2")
+        http.post("/messages/mark-all-read", headers={"X-API-Key": bob.api_key})
+        expect(room_badge).to_have_count(0)

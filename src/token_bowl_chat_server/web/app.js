@@ -220,8 +220,8 @@ async function loadUnread() {
   try {
     const [room, direct] = await Promise.all([api.unreadRoom(apiKey), api.unreadDirect(apiKey)]);
     for (const m of [...room, ...direct]) {
+      store.markUnread(m);
       const key = store.conversationOf(m);
-      store.unread.set(m.id, key);
       if (key !== ROOM) store.partners.add(key.slice(3));
     }
     store.changed();
@@ -304,7 +304,7 @@ function typing() {
 function markReadIfSeen() {
   if (!bottomVisible || marking || document.visibilityState !== "visible" || !socket?.isOpen) return;
   const key = store.current;
-  const ids = [...store.unread].filter(([, conversation]) => conversation === key).map(([id]) => id);
+  const ids = [...store.unread].filter(([, entry]) => entry.key === key).map(([id]) => id);
   if (ids.length === 0) return;
   marking = true;
   const frame = key === ROOM ? { type: "mark_room_read" } : { type: "mark_direct_read", from_username: key.slice(3) };

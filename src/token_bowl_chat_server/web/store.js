@@ -46,7 +46,8 @@ export class Store {
     this.roomReadUpTo = new Map();
     /** Reader -> newest `seq` of my DMs to them they have read. @type {Map<string, number>} */
     this.directReadUpTo = new Map();
-    /** Others' messages I have not read, by id -> conversation key. @type {Map<string, string>} */
+    /** Others' messages I have not read: id -> conversation key and `seq`. */
+    /** @type {Map<string, {key: string, seq: number}>} */
     this.unread = new Map();
     /** Typing indicators: `${conversation}|${username}` -> expiry (ms). @type {Map<string, number>} */
     this.typing = new Map();
@@ -112,7 +113,7 @@ export class Store {
       this.messages.set(m.id, m);
       const key = this.conversationOf(m);
       if (key !== ROOM) this.partners.add(key.slice(3));
-      if (how.unread && !this.isMine(m)) this.unread.set(m.id, key);
+      if (how.unread && !this.isMine(m)) this.markUnread(m);
       // A message from a typist ends their indicator here.
       this.typing.delete(`${key}|${m.from_username}`);
     }
@@ -133,28 +134,43 @@ export class Store {
     );
   }
 
+  /** Count an incoming message as unread until a mark reads it. @param {Message} m */
+  markUnread(m) {
+    this.unread.set(m.id, { key: this.conversationOf(m), seq: m.seq ?? 0 });
+  }
+
   /** @param {string} key */
   unreadIn(key) {
     let n = 0;
-    for (const conversation of this.unread.values()) if (conversation === key) n += 1;
+    for (const entry of this.unread.values()) if (entry.key === key) n += 1;
     return n;
   }
 
   /** @param {string} key */
   clearUnread(key) {
-    for (const [id, conversation] of this.unread) {
-      if (conversation === key) this.unread.delete(id);
+    for (const [id, entry] of this.unread) {
+      if (entry.key === key) this.unread.delete(id);
     }
     this.changed();
   }
 
   /**
-   * The pushed counts are the truth: a zero clears that side on every device.
+   * The pushed counts are the truth, whichever device marked: where they are lower than what
+   * this page counts, the oldest of its unread messages were read (marks read up to a point),
+   * so those are dropped until the numbers agree.
    * @param {number} room @param {number} direct
    */
   applyCounts(room, direct) {
-    for (const [id, conversation] of this.unread) {
-      if ((room === 0 && conversation === ROOM) || (direct === 0 && conversation !== ROOM)) {
+    const entries = [...this.unread].sort(([, a], [, b]) => b.seq - a.seq);
+    let roomLeft = room;
+    let directLeft = direct;
+    for (const [id, entry] of entries) {
+      if (entry.key === ROOM) {
+        if (roomLeft > 0) roomLeft -= 1;
+        else this.unread.delete(id);
+      } else if (directLeft > 0) {
+        directLeft -= 1;
+      } else {
         this.unread.delete(id);
       }
     }
