@@ -5,11 +5,14 @@ Each run registers 3-4 members and a viewer, each with an open WebSocket (some i
 extended protocol, some legacy), then takes random steps: room sends and DMs (REST or
 WebSocket, to oneself, to a viewer, to a name that does not exist, idempotent retries, several
 at once), every way of marking read (one message, visible or not or nonexistent, over REST and
-WebSocket; all, room, from one sender), renames (free, taken, one's own), key rotations,
-disconnects and resumes, and sends by the viewer, which are refused. After every step, for every
-user: the unread counts, both unread lists, the DM history, the room history, who may see a
-message, and every frame each open socket received since the previous step (deliveries, read
-receipts, ``read_up_to``, pushed unread counts) must equal what the model says.
+WebSocket; all, room, from one sender; a bulk mark racing others' sends), renames (free,
+taken, one's own), key rotations, disconnects and resumes, the WebSocket read commands, and
+sends by the viewer, which are refused. After every step, for every user: the unread counts,
+both unread lists, the DM history, the room history, who is online, and every frame each open
+socket received since the previous step (deliveries in ``seq`` order, read receipts,
+``read_up_to``, pushed unread counts, presence, ``resumed``) must equal what the model says.
+
+Edits and deletes do not exist yet; model.py says where they go.
 
 Bounded for CI by default; ``TOKEN_BOWL_MODEL=long`` runs many more and longer sequences.
 With ``pytest --database postgresql`` the server runs on PostgreSQL.
