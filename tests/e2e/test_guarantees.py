@@ -71,7 +71,9 @@ def _small_buffer_socket(port: int) -> socket.socket:
 async def test_4_a_slow_consumer_is_cut_off_and_never_stalls_the_others(
     make_server: Callable[..., LiveServer],
 ) -> None:
-    server = make_server(TOKEN_BOWL_OUTBOX_SIZE="16")
+    # The slow client reads again only after all 600 sends; the server resets a socket that
+    # has not taken its close frame within the close timeout, so give it long enough here.
+    server = make_server(TOKEN_BOWL_OUTBOX_SIZE="16", TOKEN_BOWL_WS_CLOSE_TIMEOUT="120")
     sender_acct, fast_acct, slow_acct = (server.register() for _ in range(3))
     sender = await WsClient.connect(server.ws_url, sender_acct.api_key)
     fast = await WsClient.connect(server.ws_url, fast_acct.api_key)

@@ -80,8 +80,8 @@ class Connection:
         self._replayed_through = 0
         self._close_timeout = close_timeout
         self._abort = abort
-        # Set when the connection is finished with: closed by the server (after the close
-        # frame went out or the socket was cut off) or lost by the writer.
+        # Set when the connection is finished with: closed by the server (its close frame
+        # still on the way) or lost by the writer.
         self.ended = asyncio.Event()
 
     @property
@@ -176,6 +176,9 @@ class Connection:
         self._closer = asyncio.create_task(
             self._close_transport(code, reason), name=f"ws-close-{self.id}"
         )
+        # Done with at once: the endpoint frees the connection and its presence now, and
+        # waits (in finish) only for the close frame, which takes at most the close timeout.
+        self.ended.set()
 
     def _discard_queued(self) -> None:
         # Unblocks a replay waiting for room in the outbox; these frames will not be sent.
