@@ -14,6 +14,7 @@ import uvicorn
 from token_bowl_chat_server.app import create_app
 from token_bowl_chat_server.logging_setup import log_config
 from token_bowl_chat_server.settings import Settings
+from token_bowl_chat_server.ws_protocol import WebSocketProtocol
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         port=settings.port,
         log_config=log_config(settings.log_level),
         log_level=settings.log_level.lower(),
+        ws=WebSocketProtocol,  # uvicorn's, answering upgrades it refuses while parsing
         ws_max_size=settings.max_frame_bytes,
         # Deflate would compress each frame once per connection; fan-out sends the same
         # encoded text to every recipient, so it stays off.
