@@ -61,18 +61,34 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     return ceiling / 2 + rng.random() * ceiling / 2
 
 
+# Every code this protocol version knows (a test checks none is missing). A code from a newer
+# server is a plain TokenBowlError: guessing "your input was wrong" could send an app to fix
+# input that was fine.
 _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.AUTHENTICATION_REQUIRED: AuthenticationError,
     ErrorCode.PERMISSION_DENIED: PermissionDeniedError,
     ErrorCode.ADMIN_REQUIRED: PermissionDeniedError,
-    ErrorCode.NOT_FOUND: NotFoundError,
-    ErrorCode.USER_NOT_FOUND: NotFoundError,
-    ErrorCode.MESSAGE_NOT_FOUND: NotFoundError,
-    ErrorCode.USERNAME_TAKEN: ConflictError,
-    ErrorCode.RATE_LIMITED: RateLimitError,
+    ErrorCode.ADMIN_REGISTRATION_FORBIDDEN: PermissionDeniedError,
+    ErrorCode.VALIDATION_ERROR: ValidationError,
+    ErrorCode.INVALID_JSON: ValidationError,
+    ErrorCode.INVALID_FRAME: ValidationError,
+    ErrorCode.UNKNOWN_TYPE: ValidationError,
+    ErrorCode.MISSING_FIELD: ValidationError,
+    ErrorCode.CONTENT_TOO_LONG: ValidationError,
+    ErrorCode.FRAME_TOO_LARGE: ValidationError,
     ErrorCode.RECIPIENT_IS_VIEWER: BadRequestError,
     ErrorCode.INVALID_TIMESTAMP: BadRequestError,
     ErrorCode.INVALID_ID: BadRequestError,
+    ErrorCode.BOT_REGISTRATION_FORBIDDEN: BadRequestError,
+    ErrorCode.NOT_FOUND: NotFoundError,
+    ErrorCode.USER_NOT_FOUND: NotFoundError,
+    ErrorCode.MESSAGE_NOT_FOUND: NotFoundError,
+    ErrorCode.NOT_FOUND_ROUTE: NotFoundError,
+    ErrorCode.METHOD_NOT_ALLOWED: TokenBowlError,
+    ErrorCode.USERNAME_TAKEN: ConflictError,
+    ErrorCode.CLIENT_MESSAGE_ID_CONFLICT: ConflictError,
+    ErrorCode.RATE_LIMITED: RateLimitError,
+    ErrorCode.TOO_MANY_CONNECTIONS: RateLimitError,
     ErrorCode.INTERNAL_ERROR: ServerError,
     # The server cannot serve this now; the input was fine, so never a ValidationError.
     ErrorCode.STORAGE_UNAVAILABLE: ServerError,
@@ -85,16 +101,14 @@ def error_from_frame(frame: dict[str, Any]) -> TokenBowlError:
     """The exception an ``error`` frame stands for, by its stable ``code``.
 
     Input problems (missing field, bad frame, too long) are ``ValidationError``; an upstream
-    server's frame has no code and becomes a plain ``TokenBowlError``.
+    server's frame has no code, and a newer server's code is unknown here: both become a
+    plain ``TokenBowlError``.
     """
     message = str(frame.get("error") or "Unknown error")
     code = frame.get("code") if isinstance(frame.get("code"), str) else None
     if code is None:
         return TokenBowlError(message, detail=message)
-    cls = _ERRORS_BY_CODE.get(code)
-    if cls is None:
-        cls = ValidationError if code != "unknown" else TokenBowlError
-    return cls(message, code=code, detail=message)
+    return _ERRORS_BY_CODE.get(code, TokenBowlError)(message, code=code, detail=message)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 
 from token_bowl_chat import exceptions as exc
 from token_bowl_chat._ws_state import (
+    _ERRORS_BY_CODE,
     OwnMessages,
     Pending,
     PendingRequests,
@@ -18,6 +19,7 @@ from token_bowl_chat._ws_state import (
     error_from_frame,
     websocket_url,
 )
+from token_bowl_chat.protocol.errors import ErrorCode
 
 
 @pytest.mark.parametrize(
@@ -95,6 +97,10 @@ def test_typing_state_expires_and_stops() -> None:
         ("missing_field", exc.ValidationError),
         ("recipient_is_viewer", exc.BadRequestError),
         ("internal_error", exc.ServerError),
+        ("storage_unavailable", exc.ServerError),
+        ("invalid_frame", exc.ValidationError),
+        ("too_many_connections", exc.RateLimitError),
+        ("a_code_from_a_newer_server", exc.TokenBowlError),
         (None, exc.TokenBowlError),
     ],
 )
@@ -104,6 +110,12 @@ def test_error_frames_map_to_exceptions(code: str | None, cls: type[Exception]) 
         frame["code"] = code
     error = error_from_frame(frame)
     assert type(error) is cls and str(error) == "text"
+
+
+def test_every_error_code_of_this_protocol_version_has_its_exception() -> None:
+    """A code added to the protocol must be placed in the tree, not left to the fallback."""
+    for code in ErrorCode:
+        assert code.value in _ERRORS_BY_CODE, code
 
 
 def test_a_bulk_receipt_covers_our_messages_in_its_scope_once() -> None:
