@@ -94,6 +94,7 @@ SILENCE_TIMEOUT = 75.0
 # While frames are being set aside (see _make_room), how often the receiver looks whether
 # every awaited reply is in, so that it can fetch the set-aside messages again.
 _BEHIND_POLL = 0.05
+_RECANCEL_AFTER = 0.2  # seconds a cancelled task may take to end before it is cancelled again
 # How long closing a connection we are leaving may take before the socket is aborted.
 _CLOSE_TIMEOUT = 2.0
 
@@ -317,13 +318,10 @@ class TokenBowlWebSocket:
         current = asyncio.current_task()
         tasks = [t for t in (self._receiver, self._typing_task) if t not in (None, current)]
         self._receiver = self._typing_task = None
-        for task in tasks:
-            task.cancel()
         # asyncio.wait, not "await task": the caller's own cancellation must propagate, not
         # be swallowed with the tasks' CancelledError. If it comes, teardown still finishes.
         try:
-            if tasks:
-                await asyncio.wait(tasks)
+            await _cancel_until_done(tasks)
             if self._ws is not None:
                 await _close(self._ws)
         finally:
@@ -997,6 +995,21 @@ def _int(reply: dict[str, Any] | None, key: str) -> int | None:
     if reply is None or not isinstance(reply.get(key), int):
         return None
     return int(reply[key])
+
+
+async def _cancel_until_done(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them to end, cancelling again while they run on.
+
+    On Python 3.11, ``asyncio.wait_for`` swallows a cancellation that arrives just as the
+    awaited operation completes, so one ``cancel()`` can leave a receive loop running until
+    its connection drops (a minute or more). A task that outlives a short wait is cancelled
+    again.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_AFTER)
 
 
 async def _close(ws: ClientConnection) -> None:
