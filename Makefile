@@ -6,6 +6,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench soak clean
 
+# $(call debian_package,CHECK,PACKAGE): when the shell command CHECK fails, install Debian's
+# PACKAGE if we may (root with apt), else say how.
+define debian_package
+	@if ! $(1) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2); \
+	  else \
+	    echo "$(2) is missing: sudo apt-get install $(2)"; exit 1; \
+	  fi; \
+	fi
+endef
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -25,13 +37,7 @@ typecheck: $(STAMP)
 # The web page's JavaScript, type-checked from its JSDoc by TypeScript (from the npm registry;
 # Debian's npm is installed here when missing and we may).
 webcheck:
-	@if ! command -v npm >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
-	  else \
-	    echo "npm is missing: sudo apt-get install npm"; exit 1; \
-	  fi; \
-	fi
+	$(call debian_package,command -v npm,npm)
 	cd web-check && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	cd web-check && npx --no-install tsc -p tsconfig.json
 
@@ -46,24 +52,12 @@ pytest-postgresql: $(STAMP) postgresql chromium
 
 # Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
 postgresql:
-	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	  else \
-	    echo "PostgreSQL server binaries are missing: sudo apt-get install postgresql"; exit 1; \
-	  fi; \
-	fi
+	$(call debian_package,ls /usr/lib/postgresql/*/bin/postgres,postgresql)
 
 # Debian's chromium for the web UI tests (playwright drives it; its own browser downloads are
 # not used); installed here when missing and we may (root + apt).
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else \
-	    echo "chromium is missing: sudo apt-get install chromium"; exit 1; \
-	  fi; \
-	fi
+	$(call debian_package,command -v chromium,chromium)
 
 test: lint typecheck webcheck pytest pytest-postgresql
 
