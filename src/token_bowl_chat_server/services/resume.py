@@ -65,9 +65,11 @@ class ResumeService:
                     await conn.replay(
                         encode_event(ResumeGap(requested_seq=since_seq, last_seq=last_seq))
                     )
-            # hello told an extended client that history covers everything up to last_seq;
-            # a legacy client was told nothing, so it gets every live frame.
-            await conn.end_replay(last_seq if conn.extended else 0)
+            # Nothing was replayed, so every held live frame goes out, also one whose seq is
+            # not above hello's last_seq: it was published after this connection joined the
+            # hub (the client was connected when it was sent), and the clients take hello's
+            # last_seq as their resume point, so dropping it would lose it for good.
+            await conn.end_replay(0)
             return
         cursor, replayed = since_seq, 0
         while True:

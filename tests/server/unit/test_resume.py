@@ -79,3 +79,28 @@ async def test_a_replay_ends_when_the_connection_closes() -> None:
         await asyncio.wait({replay})
     assert replay.exception() is not None  # ConnectionClosed: the replay stopped
     await conn.finish()
+
+
+class CommittedWhileJoining:
+    """Message 4 was committed after the connection joined the hub but before its opening
+    read of last_seq; its live frame was held meanwhile."""
+
+    async def last_seq(self) -> int:
+        return 4
+
+    async def delivered_after(self, user_id: str, after: int, limit: int) -> list[Message]:
+        raise AssertionError("a fresh connection replays nothing")
+
+
+async def test_a_fresh_connection_gets_every_frame_held_while_it_opened() -> None:
+    # hello says last_seq 4, and clients resume from there: a held frame for 4 dropped as
+    # "history" was lost for good (seen on PostgreSQL under load, test_resume.py).
+    socket = FakeSocket()
+    conn = Connection(socket, user("me"), 64, now=0.0, extended=True)
+    conn.begin_replay()
+    conn.start()
+    conn.push(encode_event(render.message(message(4))), 4)  # live, while the connection opens
+    await ResumeService(CommittedWhileJoining(), 30.0).start(user("me"), conn, since_seq=None)  # type: ignore[arg-type]
+    await eventually(lambda: any(f.get("seq") == 4 for f in frames(socket)))
+    assert [f.get("type") for f in frames(socket)] == ["hello", None]
+    await conn.finish()
