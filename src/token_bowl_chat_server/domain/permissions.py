@@ -1,29 +1,104 @@
-"""Who may do what (PROTOCOL.md section 2.2). Each check raises :class:`Forbidden`."""
+"""Who may do what: one table of role x action (PROTOCOL.md sections 2.2 and 3.6).
+
+Every REST route and WebSocket command that is gated asks :func:`require` (or
+:func:`allowed`) with an :class:`Action`; nothing else decides by role. Owner checks ("your
+own bot", "your own message") are made by the use case, which then asks for the ``*_ANY``
+action only when the caller is not the owner.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import Message, User
 from token_bowl_chat_server.domain.errors import Forbidden
 
-_SEND_ROOM = {Role.ADMIN, Role.MEMBER, Role.BOT}
-_SEND_DIRECT = {Role.ADMIN, Role.MEMBER}
-_UPDATE_OWN = {Role.ADMIN, Role.MEMBER, Role.BOT}
+
+class Action(StrEnum):
+    """The permission strings of PROTOCOL.md 2.2, plus ours for edits and moderation."""
+
+    SEND_ROOM = "messages:send:room"
+    SEND_DIRECT = "messages:send:direct"
+    EDIT_OWN_MESSAGE = "messages:update:own"
+    EDIT_ANY_MESSAGE = "messages:update:any"
+    DELETE_OWN_MESSAGE = "messages:delete:own"
+    DELETE_ANY_MESSAGE = "messages:delete:any"
+    READ_ALL_DIRECT = "messages:read:all_direct"  # upstream's viewer rule on REST history
+    UPDATE_OWN_PROFILE = "users:update:own"
+    UPDATE_ANY_USER = "users:update:any"
+    DELETE_USER = "users:delete"
+    ASSIGN_ROLES = "users:assign_roles"
+    CREATE_BOTS = "bots:create"
+    MANAGE_OWN_BOTS = "bots:update:own"
+    MANAGE_ANY_BOT = "bots:update:any"
+    READ_ANY_CONVERSATION = "conversations:read:any"
+    DELETE_ANY_CONVERSATION = "conversations:delete:any"
+    ADMIN_ACCESS = "admin:access"
+
+
+_A = Action
+_MEMBER = frozenset(
+    {
+        _A.SEND_ROOM,
+        _A.SEND_DIRECT,
+        _A.EDIT_OWN_MESSAGE,
+        _A.DELETE_OWN_MESSAGE,
+        _A.UPDATE_OWN_PROFILE,
+        _A.CREATE_BOTS,
+        _A.MANAGE_OWN_BOTS,
+    }
+)
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action) - {_A.READ_ALL_DIRECT, _A.READ_ANY_CONVERSATION},
+    Role.MEMBER: _MEMBER,
+    Role.VIEWER: frozenset({_A.READ_ALL_DIRECT, _A.READ_ANY_CONVERSATION}),
+    Role.BOT: frozenset(
+        {_A.SEND_ROOM, _A.EDIT_OWN_MESSAGE, _A.DELETE_OWN_MESSAGE, _A.UPDATE_OWN_PROFILE}
+    ),
+}
+
+
+def allowed(role: Role, action: Action) -> bool:
+    return action in PERMISSIONS[role]
+
+
+def require(user: User, action: Action, message: str | None = None) -> None:
+    """Raise :class:`Forbidden` unless ``user``'s role may do ``action``.
+
+    ``message`` replaces upstream's generic permission text where upstream has a specific one.
+    """
+    if allowed(user.role, action):
+        return
+    code = ErrorCode.ADMIN_REQUIRED if action is Action.ADMIN_ACCESS else None
+    raise Forbidden(
+        message
+        or (
+            f"Permission '{action.value}' required. "
+            f"Your role '{user.role.value}' does not have this permission."
+        ),
+        code,
+    )
+
+
+def require_admin(user: User) -> None:
+    """The gate of every ``/admin/*`` route except the role one (PROTOCOL.md 4.8)."""
+    require(user, Action.ADMIN_ACCESS, "Admin privileges required")
 
 
 def check_can_send(user: User, direct: bool) -> None:
-    allowed = _SEND_DIRECT if direct else _SEND_ROOM
-    if user.role not in allowed:
-        what = "direct messages" if direct else "room messages"
-        raise Forbidden(f"Your role '{user.role.value}' does not have permission to send {what}")
+    what = "direct messages" if direct else "room messages"
+    require(
+        user,
+        Action.SEND_DIRECT if direct else Action.SEND_ROOM,
+        f"Your role '{user.role.value}' does not have permission to send {what}",
+    )
 
 
 def check_can_update_own_profile(user: User) -> None:
-    if user.role not in _UPDATE_OWN:
-        raise Forbidden(
-            f"Permission 'users:update:own' required. "
-            f"Your role '{user.role.value}' does not have this permission."
-        )
+    require(user, Action.UPDATE_OWN_PROFILE)
 
 
 def can_see(user: User, message: Message) -> bool:
