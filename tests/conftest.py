@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,15 @@ class LiveServer:
         self.http_url = proc.http_url
         self.ws_url = proc.ws_url
         self._counter = 0
+
+    @functools.cached_property
+    def admin(self) -> Account:
+        """The admin every test server starts with (TOKEN_BOWL_BOOTSTRAP_ADMIN_*)."""
+        resp = httpx.get(f"{self.http_url}/users/me", headers={"X-API-Key": self.proc.admin_key})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["role"] == "admin", body
+        return Account(id=body["id"], username=body["username"], api_key=self.proc.admin_key)
 
     def unique(self, prefix: str = "user") -> str:
         self._counter += 1

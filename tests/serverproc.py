@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +32,10 @@ class ServerProcess:
         self.port = free_port()
         self.log_path = data_dir / "server.log"
         self.extra_env = env or {}
+        # Every test server has an admin (registration never grants the role); tests reach it
+        # through LiveServer.admin.
+        self.admin_username = "admin"
+        self.admin_key = secrets.token_hex(32)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +62,8 @@ class ServerProcess:
             "TOKEN_BOWL_WS_FRAME_BURST": "100000",
             "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_USER": "100000",
             "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+            "TOKEN_BOWL_BOOTSTRAP_ADMIN_USERNAME": self.admin_username,
+            "TOKEN_BOWL_BOOTSTRAP_ADMIN_KEY": self.admin_key,
             **self.extra_env,
         }
         log = self.log_path.open("ab")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ from token_bowl_chat_server.storage.reads import SqlReadStore
 from token_bowl_chat_server.storage.users import SqlUserStore
 
 VERSION = "3.0.0.dev0"
+
+logger = logging.getLogger(__name__)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -86,11 +89,21 @@ async def build_services(settings: Settings) -> Services:
     )
 
 
+async def _bootstrap_admin(services: Services, settings: Settings) -> None:
+    username, key = settings.bootstrap_admin_username, settings.bootstrap_admin_key
+    if username is None or key is None:
+        return
+    created = await services.accounts.bootstrap_admin(username, key.get_secret_value())
+    if created is not None:
+        logger.info("bootstrap admin %s created", created.username)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
+        await _bootstrap_admin(services, settings)
         services.webhooks.start()
         background = [
             asyncio.create_task(

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # At shutdown, queued and in-flight deliveries get this long before they are cancelled.
     webhook_shutdown_grace: float = Field(default=2.0, ge=0)
 
+    # The first admin (registration never grants admin): when both are set and no user of
+    # that name exists yet, startup creates it as an admin with this key (32-128 characters).
+    # Nothing happens once the user exists. `token-bowl admin create NAME` is the other way.
+    bootstrap_admin_username: str | None = Field(default=None, min_length=1, max_length=50)
+    bootstrap_admin_key: SecretStr | None = None
+
     # GET /metrics is served only when this is set, and only to requests carrying
     # Authorization: Bearer <token>: the numbers describe the whole node, not one user.
     metrics_token: SecretStr | None = None

@@ -96,6 +96,32 @@ class Accounts:
         )
         return await self.users.create(user, hash_key(key)), key
 
+    async def bootstrap_admin(self, username: str, api_key: str) -> User | None:
+        """Create ``username`` as an admin holding ``api_key``, once: when that username
+        exists already, nothing changes (so a later key rotation or role change survives
+        restarts) and ``None`` is returned."""
+        if not MIN_KEY_LENGTH <= len(api_key) <= MAX_KEY_LENGTH:
+            raise InvalidInput(
+                f"The bootstrap admin key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters"
+            )
+        if await self.users.by_username(username) is not None:
+            return None
+        user = User(
+            id=str(uuid.uuid4()),
+            username=username,
+            role=Role.ADMIN,
+            logo=None,
+            emoji=None,
+            webhook_url=None,
+            email=None,
+            api_key_hint=api_key[-4:],
+            created_at=self.clock(),
+        )
+        try:
+            return await self.users.create(user, hash_key(api_key))
+        except Conflict:
+            return None  # another process of the same deployment created it first
+
     async def authenticate(self, api_key: str | None) -> User:
         """The user owning ``api_key``. Raises NotAuthenticated for a missing or unknown key."""
         if not api_key or not MIN_KEY_LENGTH <= len(api_key) <= MAX_KEY_LENGTH:
