@@ -15,7 +15,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat_server.api import errors
 from token_bowl_chat_server.api.deps import Services
-from token_bowl_chat_server.api.rest import accounts, health, messages, metrics, users, web
+from token_bowl_chat_server.api.rest import (
+    accounts,
+    health,
+    messages,
+    metrics,
+    read_marks,
+    users,
+    web,
+)
 from token_bowl_chat_server.api.ws import endpoint
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
@@ -23,6 +31,7 @@ from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
+from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
@@ -30,6 +39,7 @@ from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.messages import SqlMessageStore
+from token_bowl_chat_server.storage.read_marks import SqlReadMarkStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
 from token_bowl_chat_server.storage.users import SqlUserStore
 
@@ -86,6 +96,7 @@ async def build_services(settings: Settings) -> Services:
         typing=typing,
         webhooks=webhooks,
         resume=ResumeService(message_store, settings.heartbeat_interval),
+        read_marks=ReadMarks(SqlReadMarkStore(db)),
     )
 
 
@@ -139,6 +150,8 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         accounts.router,
+        # Before messages: GET /messages/{message_id} would take /messages/read-marks.
+        read_marks.router,
         messages.router,
         users.router,
         health.router,

@@ -12,6 +12,7 @@ from token_bowl_chat_server.domain.permissions import check_can_update_own_profi
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
+from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
@@ -31,6 +32,7 @@ class Services:
     typing: TypingService
     webhooks: WebhookService
     resume: ResumeService
+    read_marks: ReadMarks
 
 
 def get_services(request: Request) -> Services:
