@@ -29,6 +29,7 @@ from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
@@ -82,6 +83,7 @@ async def build_services(settings: Settings) -> Services:
             user_store,
             hub,
             registrations=RateLimiter(settings.register_rate, settings.register_burst),
+            profile_changed=profile_announcer(broker.publish),
         ),
         messages=MessageService(
             user_store,

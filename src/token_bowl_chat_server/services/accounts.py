@@ -51,12 +51,16 @@ class Accounts:
         clock: WallClock = now_micros,
         registrations: RateLimiter | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        profile_changed: Callable[[User, User], None] | None = None,
     ) -> None:
         self.users = users
         self.sessions = sessions
         self.clock = clock
         self.registrations = registrations
         self.monotonic = monotonic
+        # Called with the record before and after a change of one's own profile, to tell
+        # open clients (realtime/profile_frames.py); must not block.
+        self.profile_changed = profile_changed
 
     async def register(
         self, request: UserRegistration, client: str | None = None
@@ -171,6 +175,7 @@ class Accounts:
             raise InvalidInput("Bots can only use emoji for avatars, not logos")
         updated = await self._update(user, logo=logo)
         self.sessions.refresh(updated)
+        self._announce(user, updated)
         return updated
 
     async def set_webhook(self, user: User, webhook_url: str | None) -> User:
@@ -186,6 +191,7 @@ class Accounts:
         updated = await self._update(user, username=username)
         # Live sockets act under the new name at once (upstream kept the old one, gap 22).
         self.sessions.refresh(updated)
+        self._announce(user, updated)
         return updated
 
     async def rotate_key(self, user: User) -> str:
@@ -194,6 +200,10 @@ class Accounts:
         await self._update(user, api_key_hash=hash_key(key), api_key_hint=key[-4:])
         self.sessions.close_user(user.id, CloseCode.POLICY_VIOLATION, "API key rotated")
         return key
+
+    def _announce(self, before: User, after: User) -> None:
+        if self.profile_changed is not None:
+            self.profile_changed(before, after)
 
     async def _update(self, user: User, **values: object) -> User:
         updated = await self.users.update(user.id, **values)
