@@ -24,6 +24,7 @@ from token_bowl_chat_server.api.rest import (
     users,
     web,
 )
+from token_bowl_chat_server.api.rest.webhooks import router as webhook_router
 from token_bowl_chat_server.api.ws import endpoint
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
@@ -36,6 +37,9 @@ from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.services.webhook_log import DeliveryLog
+from token_bowl_chat_server.services.webhook_setup import WebhookSetup
+from token_bowl_chat_server.services.webhook_transport import CheckedTransport
 from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
@@ -43,6 +47,7 @@ from token_bowl_chat_server.storage.messages import SqlMessageStore
 from token_bowl_chat_server.storage.read_marks import SqlReadMarkStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
 from token_bowl_chat_server.storage.users import SqlUserStore
+from token_bowl_chat_server.storage.webhooks import SqlWebhookStore
 
 VERSION = "3.0.0.dev0"
 
@@ -63,11 +68,18 @@ async def build_services(settings: Settings) -> Services:
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
-    secret = settings.webhook_secret
+    if settings.webhook_secret is not None:
+        logger.warning(
+            "TOKEN_BOWL_WEBHOOK_SECRET is no longer used: each webhook is signed with its "
+            "owner's secret (X-Token-Bowl-Signature: v1=...), see docs/protocol-extensions.md"
+        )
+    webhook_store = SqlWebhookStore(db)
     webhooks = WebhookService(
         user_store,
         user_agent=f"token-bowl-chat-server/{VERSION}",
-        secret=secret.get_secret_value() if secret else None,
+        endpoints=webhook_store,
+        log=DeliveryLog(webhook_store, keep=settings.webhook_log_size),
+        transport=CheckedTransport(allow_private=settings.webhook_allow_private),
         attempts=settings.webhook_attempts,
         timeout=settings.webhook_timeout,
         backoff=settings.webhook_backoff,
@@ -97,6 +109,9 @@ async def build_services(settings: Settings) -> Services:
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
         typing=typing,
         webhooks=webhooks,
+        webhook_setup=WebhookSetup(
+            webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
+        ),
         resume=ResumeService(message_store, settings.heartbeat_interval),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
     )
@@ -156,6 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
         read_marks.router,
         messages.router,
         users.router,
+        webhook_router,
         health.router,
         metrics.router,
         endpoint.router,

@@ -76,8 +76,15 @@ class Settings(BaseSettings):
     webhook_queue_size: int = Field(default=10_000, ge=1)
     # Worker tasks; each handles one message at a time, its targets concurrently.
     webhook_workers: int = Field(default=4, ge=1)
-    # If set, each request carries X-Token-Bowl-Signature: sha256=<hex HMAC-SHA256 of the body>.
+    # No longer used: every webhook is signed with its owner's own secret (shown when the
+    # webhook is set). Kept only so that startup can warn a deployment that still sets it.
     webhook_secret: SecretStr | None = None
+    # Webhooks never go to loopback, private (RFC 1918, fc00::/7), link-local or CGNAT
+    # addresses unless this is true (receivers on the server's own network). Unspecified,
+    # multicast, reserved and cloud metadata addresses are refused either way.
+    webhook_allow_private: bool = False
+    # Deliveries kept per user for GET /users/me/webhook/deliveries (the newest).
+    webhook_log_size: int = Field(default=50, ge=1, le=1000)
     # At shutdown, queued and in-flight deliveries get this long before they are cancelled.
     webhook_shutdown_grace: float = Field(default=2.0, ge=0)
 

@@ -306,6 +306,36 @@ class LogoUpdateResponse(_Wire):
 class WebhookUpdateResponse(_Wire):
     message: str
     webhook_url: str
+    # Extension: the secret that signs requests to this URL, present only when a URL was
+    # set. Shown once; POST /users/me/webhook/secret makes a new one.
+    webhook_secret: str | None = None
+
+
+class WebhookSecretResponse(_Wire):
+    """``POST /users/me/webhook/secret``: the new signing secret, shown once."""
+
+    message: str
+    webhook_secret: str
+
+
+class WebhookDeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    REFUSED_ADDRESS = "refused_address"
+
+
+class WebhookDelivery(_Wire):
+    """One webhook delivery (one message to one webhook) and how it ended."""
+
+    id: str  # the X-Token-Bowl-Delivery header, the same on every attempt
+    message_id: str
+    url: str  # scheme, host and port only
+    outcome: WebhookDeliveryOutcome
+    attempts: int  # requests made; 0 when the address was refused
+    status_code: int | None = None  # of the last answer, if any
+    error: str | None = None  # the last failure: an error class, "HTTP 500", or the address class
+    created_at: str  # first attempt, ISO-8601
+    finished_at: str
 
 
 class ApiKeyResponse(_Wire):

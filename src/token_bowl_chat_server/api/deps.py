@@ -16,6 +16,7 @@ from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
 from token_bowl_chat_server.services.typing import TypingService
+from token_bowl_chat_server.services.webhook_setup import WebhookSetup
 from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
@@ -31,6 +32,7 @@ class Services:
     reads: ReadService
     typing: TypingService
     webhooks: WebhookService
+    webhook_setup: WebhookSetup  # set_webhook(user_id, url): the one way to set a webhook URL
     resume: ResumeService
     read_marks: ReadMarks
 

@@ -21,6 +21,7 @@ from token_bowl_chat_server.domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    InvalidField,
     InvalidInput,
     NotAuthenticated,
     NotFound,
@@ -36,6 +37,7 @@ STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 400,
+    InvalidField: 422,
     RateLimited: 429,
     StorageUnavailable: 503,
 }
@@ -85,6 +87,12 @@ def error_response(exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     elif isinstance(exc, StorageUnavailable):
         headers = {"Retry-After": "1"}
+    if isinstance(exc, InvalidField):
+        # The shape of FastAPI's own 422, so clients read it like any validation error.
+        item = {"type": exc.kind, "loc": ["body", exc.field], "msg": exc.message}
+        return ErrorJSONResponse(
+            {"detail": [{**item, "input": exc.value}], "code": exc.code.value}, status_code=422
+        )
     return ErrorJSONResponse(
         {"detail": exc.message, "code": exc.code.value}, status_code=status, headers=headers
     )

@@ -6,7 +6,8 @@
     ├── NotFound                the thing does not exist, or the caller may not see it
     ├── Conflict                a unique name is taken
     ├── InvalidInput            well-formed but unacceptable input
-    │   └── RecipientIsViewer   (upstream answers this one with 400 too)
+    │   ├── RecipientIsViewer   (upstream answers this one with 400 too)
+    │   └── InvalidField        one body field refused for a reason the schema cannot tell (422)
     ├── RateLimited             too many actions; ``retry_after`` seconds until the next
     └── StorageUnavailable      the database cannot store or read now (disk full, down)
 
@@ -49,6 +50,18 @@ class InvalidInput(DomainError):
 
 class RecipientIsViewer(InvalidInput):
     default_code = ErrorCode.RECIPIENT_IS_VIEWER
+
+
+class InvalidField(InvalidInput):
+    """A body field refused by a rule that depends on settings or state (a webhook URL to a
+    refused address), so the request schema could not refuse it. REST answers it exactly
+    like a schema error: 422 with one ``detail`` item for ``field``."""
+
+    def __init__(self, message: str, field: str, value: object, kind: str) -> None:
+        super().__init__(message, ErrorCode.VALIDATION_ERROR)
+        self.field = field
+        self.value = value
+        self.kind = kind  # the detail item's ``type``
 
 
 class RateLimited(DomainError):

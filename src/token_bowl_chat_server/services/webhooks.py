@@ -9,18 +9,31 @@ calls :meth:`WebhookService.enqueue`, which never blocks and never does I/O:
 
 * **Payload.** The body is the text already encoded for the WebSocket delivery (a
   MessageResponse, as upstream sends), so every target gets the same bytes, encoded once.
-  Headers: ``Content-Type: application/json``, ``User-Agent: token-bowl-chat-server/<v>`` and,
-  when a secret is configured, ``X-Token-Bowl-Signature: sha256=<hex HMAC of the body>``.
+  Headers: ``Content-Type: application/json``, ``User-Agent: token-bowl-chat-server/<v>``,
+  ``X-Token-Bowl-Delivery`` (one id per message and target, the same on every attempt),
+  ``X-Token-Bowl-Timestamp`` (Unix seconds of the attempt) and, when the target has a secret,
+  ``X-Token-Bowl-Signature: v1=<hex HMAC-SHA256(secret, timestamp "." body)>``
+  (:func:`~token_bowl_chat_server.domain.webhook_policy.signature`). A URL set before
+  per-user secrets existed has none and is sent unsigned until its owner sets or rotates it.
 * **Targets** are resolved by the worker, not the sender: one indexed read of the users that
   have a webhook for a room message, one primary-key read for a DM (none for a DM to
   oneself). A cache of webhook URLs would need every profile, role and deletion path to
   invalidate it; a read that runs after the message was committed is always current and
   costs the sender nothing. Rules:
   :func:`~token_bowl_chat_server.domain.webhook_policy.webhook_targets`.
+* **Addresses.** The transport (``services/webhook_transport.py``) resolves the host at
+  every connect, refuses the request when any address is forbidden
+  (:func:`~token_bowl_chat_server.domain.webhook_policy.address_refusal`) and connects only
+  to an address it checked, so DNS rebinding cannot slip a private address in. A refused
+  address is not retried.
 * **Attempts.** Up to ``attempts`` tries per target, each bounded by ``timeout`` seconds in
-  total (connect to response headers; the response body is never read), waiting ``backoff``,
-  then twice that, and so on between tries. Only a 2xx succeeds; redirects are not followed.
-  Failures are only logged, with the URL cut to scheme, host and port and never the secret.
+  total (resolve, connect, response headers; the response body is never read), waiting
+  ``backoff``, then twice that, and so on between tries. Only a 2xx succeeds; redirects are
+  not followed. Failures are logged with the URL cut to scheme, host and port and never the
+  secret.
+* **Outcome.** Each finished delivery (delivered, failed, refused_address) goes to the
+  :class:`~token_bowl_chat_server.services.webhook_log.DeliveryLog`, which stores it for
+  the owner (``GET /users/me/webhook/deliveries``) without ever holding up a worker.
 * **Overload.** When the queue is full the delivery is dropped and counted in
   ``stats.dropped`` (logged on the first drop and every 1000th after), never waited for.
 * **Order.** Workers run concurrently, so a target may see messages out of order; the
@@ -28,10 +41,8 @@ calls :meth:`WebhookService.enqueue`, which never blocks and never does I/O:
 * **Shutdown** (:meth:`stop`): new messages are refused, queued and in-flight deliveries get
   ``shutdown_grace`` seconds, the rest is cancelled (counted in ``stats.abandoned``).
 
-Security: webhook URLs are user-supplied, so the server makes HTTP requests on a user's
-behalf to any host it can reach (SSRF), including internal services and cloud metadata
-endpoints. Deployments should restrict the server's egress (firewall or proxy) to the
-networks webhook receivers live in; this module does no address filtering.
+Targets and secrets are read by the worker after the message was committed: a URL changed
+since is honoured at once, and a URL is always signed with the secret stored with it.
 """
 
 from __future__ import annotations
@@ -39,7 +50,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +59,11 @@ import httpx
 
 from token_bowl_chat_server.domain.entities import Message, User
 from token_bowl_chat_server.domain.webhook_policy import (
+    DELIVERY_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    DeliveryOutcome,
+    DeliveryRecord,
     WebhookTarget,
     is_delivered,
     loggable_url,
@@ -55,6 +71,8 @@ from token_bowl_chat_server.domain.webhook_policy import (
     signature,
     webhook_targets,
 )
+from token_bowl_chat_server.services.clock import WallClock, now_micros
+from token_bowl_chat_server.services.webhook_transport import AddressRefused, CheckedTransport
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +88,20 @@ class WebhookDirectory(Protocol):
     async def with_webhooks(self) -> list[User]: ...
 
 
+class WebhookEndpoints(Protocol):
+    """Where each target's webhook points now, and the secret stored with that URL."""
+
+    async def endpoints(self, user_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]: ...
+
+
+class DeliveryRecorder(Protocol):
+    """Started and stopped with the service; ``add`` must never block."""
+
+    def start(self) -> None: ...
+    def add(self, record: DeliveryRecord) -> None: ...
+    async def stop(self, grace: float) -> None: ...
+
+
 @dataclass
 class WebhookStats:
     """Counters since start, for logs and future metrics."""
@@ -78,6 +110,7 @@ class WebhookStats:
     dropped: int = 0  # messages refused: queue full, or the service stopped
     delivered: int = 0  # target deliveries answered with 2xx
     failed: int = 0  # target deliveries that used up every attempt
+    refused: int = 0  # target deliveries not sent: the host resolved to a refused address
     abandoned: int = 0  # messages still queued or in flight when shutdown cancelled them
 
 
@@ -91,7 +124,10 @@ class WebhookService:
     """Owns the queue, the worker tasks and the one shared ``httpx.AsyncClient``.
 
     Call :meth:`start` once inside the running loop and :meth:`stop` once at shutdown.
-    ``transport`` and ``sleep`` are for tests (``httpx.MockTransport``, a recording sleep).
+    ``transport`` defaults to a :class:`CheckedTransport` that refuses every non-public
+    address; tests pass ``httpx.MockTransport``, a recording ``sleep`` and a fixed ``clock``.
+    Without ``endpoints`` requests are unsigned and go to the URL read with the target;
+    without ``log`` outcomes are only counted.
     """
 
     def __init__(
@@ -99,7 +135,8 @@ class WebhookService:
         users: WebhookDirectory,
         *,
         user_agent: str,
-        secret: str | None = None,
+        endpoints: WebhookEndpoints | None = None,
+        log: DeliveryRecorder | None = None,
         attempts: int = 3,
         timeout: float = 10.0,
         backoff: float = 1.0,
@@ -108,17 +145,20 @@ class WebhookService:
         shutdown_grace: float = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: WallClock = now_micros,
     ) -> None:
         self.users = users
         self.stats = WebhookStats()
         self._user_agent = user_agent
-        self._secret = secret.encode() if secret else None
+        self._endpoints = endpoints
+        self._log = log
+        self._clock = clock
         self._attempts = attempts
         self._timeout = timeout
         self._backoff = backoff
         self._worker_count = workers
         self._shutdown_grace = shutdown_grace
-        self._transport = transport
+        self._transport = transport or CheckedTransport(allow_private=False)
         self._sleep = sleep
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
         self._workers: list[asyncio.Task[None]] = []
@@ -132,12 +172,15 @@ class WebhookService:
             transport=self._transport,
             timeout=self._timeout,
             follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: it would resolve names itself
             headers={"User-Agent": self._user_agent},
         )
         self._workers = [
             asyncio.create_task(self._work(), name=f"webhook-worker-{n}")
             for n in range(self._worker_count)
         ]
+        if self._log is not None:
+            self._log.start()
 
     def enqueue(self, message: Message, text: str) -> None:
         """Schedule the webhooks for a newly stored ``message``; ``text`` is its encoded
@@ -180,6 +223,9 @@ class WebhookService:
             if abandoned:
                 self.stats.abandoned += abandoned
                 logger.warning("shutdown: webhooks for %d message(s) abandoned", abandoned)
+        if self._log is not None:
+            # After the workers, whose last outcomes it still stores.
+            await self._log.stop(self._shutdown_grace)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -201,17 +247,14 @@ class WebhookService:
         if not targets:
             return
         body = job.text.encode()
-        headers = {"Content-Type": "application/json"}
-        if self._secret is not None:
-            headers[SIGNATURE_HEADER] = signature(self._secret, body)
         if len(targets) == 1:
-            await self._deliver(targets[0], body, headers, job.message.id)
+            await self._deliver(targets[0], body, job.message.id)
             return
         async with asyncio.TaskGroup() as group:
             for target in targets:
-                group.create_task(self._deliver(target, body, headers, job.message.id))
+                group.create_task(self._deliver(target, body, job.message.id))
 
-    async def _targets(self, message: Message) -> list[WebhookTarget]:
+    async def _targets(self, message: Message) -> list[_Endpoint]:
         if message.is_room:
             candidates = await self.users.with_webhooks()
         elif message.to_user_id is None or message.to_user_id == message.from_user_id:
@@ -219,46 +262,103 @@ class WebhookService:
         else:
             recipient = await self.users.by_id(message.to_user_id)
             candidates = [recipient] if recipient is not None else []
-        return webhook_targets(message, candidates)
+        targets = webhook_targets(message, candidates)
+        if self._endpoints is None or not targets:
+            return [_Endpoint(t, t.url, None) for t in targets]
+        # The URL and its secret from one row: a URL changed since the first read is signed
+        # with its own secret, never with the one of the URL it replaced.
+        current = await self._endpoints.endpoints([t.user_id for t in targets])
+        return [_Endpoint(t, *current[t.user_id]) for t in targets if t.user_id in current]
 
-    async def _deliver(
-        self, target: WebhookTarget, body: bytes, headers: dict[str, str], message_id: str
-    ) -> None:
-        """POST to one target, retrying. A failed delivery is logged and counted, not raised."""
+    async def _deliver(self, endpoint: _Endpoint, body: bytes, message_id: str) -> None:
+        """POST to one target, retrying; the outcome is counted, logged and recorded for
+        the owner, never raised."""
         client = self._client
         assert client is not None, "start() was not called"
-        outcome = ""
+        delivery_id = str(uuid.uuid4())
+        started = self._clock()
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id}
+        attempts = 0
+        status: int | None = None
+        error: str | None = None
+        outcome = DeliveryOutcome.FAILED
         for attempt in range(1, self._attempts + 1):
             if attempt > 1:
                 await self._sleep(retry_delay(attempt - 1, self._backoff))
+            timestamp = self._clock() // 1_000_000
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            if endpoint.secret is not None:
+                headers[SIGNATURE_HEADER] = signature(endpoint.secret, timestamp, body)
             try:
-                async with (
-                    asyncio.timeout(self._timeout),
-                    client.stream("POST", target.url, content=body, headers=headers) as response,
-                ):
-                    status = response.status_code
+                async with asyncio.timeout(self._timeout):
+                    async with client.stream(
+                        "POST", endpoint.url, content=body, headers=headers
+                    ) as response:
+                        status, error = response.status_code, None
+            except AddressRefused as exc:
+                # Nothing was sent (the connection is refused before it is made), and the
+                # same name will most likely resolve the same way: no retry.
+                outcome, error = DeliveryOutcome.REFUSED_ADDRESS, exc.refused.value
+                break
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError) as exc:
                 # The exception text may quote the URL; its class is enough.
-                outcome = type(exc).__name__
+                attempts += 1
+                status, error = None, type(exc).__name__
             else:
+                attempts += 1
                 if is_delivered(status):
-                    self.stats.delivered += 1
-                    return
-                outcome = f"HTTP {status}"
+                    outcome = DeliveryOutcome.DELIVERED
+                    break
+                error = f"HTTP {status}"
             logger.debug(
                 "webhook attempt %d/%d to %s for message %s failed: %s",
                 attempt,
                 self._attempts,
-                loggable_url(target.url),
+                loggable_url(endpoint.url),
                 message_id,
-                outcome,
+                error,
             )
-        self.stats.failed += 1
+        self._count(endpoint, message_id, outcome, error)
+        if self._log is not None:
+            self._log.add(
+                DeliveryRecord(
+                    id=delivery_id,
+                    user_id=endpoint.target.user_id,
+                    message_id=message_id,
+                    url=loggable_url(endpoint.url),
+                    outcome=outcome,
+                    attempts=attempts,
+                    status_code=status,
+                    error=None if outcome is DeliveryOutcome.DELIVERED else error,
+                    created_at=started,
+                    finished_at=self._clock(),
+                )
+            )
+
+    def _count(
+        self, endpoint: _Endpoint, message_id: str, outcome: DeliveryOutcome, error: str | None
+    ) -> None:
+        if outcome is DeliveryOutcome.DELIVERED:
+            self.stats.delivered += 1
+            return
+        if outcome is DeliveryOutcome.REFUSED_ADDRESS:
+            self.stats.refused += 1
+            what = "refused: the host resolved to a forbidden address"
+        else:
+            self.stats.failed += 1
+            what = f"failed after {self._attempts} attempt(s)"
         logger.warning(
-            "webhook to %s (user %s) for message %s failed after %d attempt(s): %s",
-            loggable_url(target.url),
-            target.user_id,
+            "webhook to %s (user %s) for message %s %s: %s",
+            loggable_url(endpoint.url),
+            endpoint.target.user_id,
             message_id,
-            self._attempts,
-            outcome,
+            what,
+            error,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    target: WebhookTarget
+    url: str
+    secret: str | None

@@ -47,6 +47,8 @@ users = Table(
     Column("api_key_hint", String(8), nullable=False),
     Column("email", String(255), nullable=True),
     Column("webhook_url", String(2083), nullable=True),
+    # The HMAC key of requests to webhook_url (services/webhook_setup.py); never in User.
+    Column("webhook_secret", String(64), nullable=True),
     Column("logo", String(64), nullable=True),
     Column("emoji", String(32), nullable=True),
     Column("created_by_id", String(36), nullable=True),
@@ -103,6 +105,24 @@ receipts = Table(
     ),
     Column("read_at", BigInteger, nullable=False),
     Index("ix_receipts_message", "message_seq"),
+)
+
+webhook_deliveries = Table(
+    # Each user's newest webhook deliveries and their outcome (storage/webhooks.py keeps a
+    # bounded number per user). ``url`` is redacted to scheme, host and port.
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("url", String(2083), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_user", "user_id", "created_at"),
 )
 
 counters = Table(

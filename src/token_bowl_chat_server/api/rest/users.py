@@ -11,9 +11,7 @@ from token_bowl_chat.protocol.models import (
     PublicUserProfile,
     UpdateLogoRequest,
     UpdateUsernameRequest,
-    UpdateWebhookRequest,
     UserProfileResponse,
-    WebhookUpdateResponse,
 )
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import CurrentUser, ProfileEditor, ServicesDep
@@ -51,14 +49,7 @@ async def update_logo(
     return LogoUpdateResponse(message="Logo updated successfully", logo=updated.logo or "")
 
 
-@router.patch("/users/me/webhook", responses=errors(403))
-async def update_webhook(
-    body: UpdateWebhookRequest, user: ProfileEditor, services: ServicesDep
-) -> WebhookUpdateResponse:
-    updated = await services.accounts.set_webhook(user, body.webhook_url)
-    return WebhookUpdateResponse(
-        message="Webhook URL updated successfully", webhook_url=updated.webhook_url or ""
-    )
+# PATCH /users/me/webhook lives in webhooks.py, with the webhook's secret and deliveries.
 
 
 @router.patch("/users/me/username", responses=errors(403, 409))
