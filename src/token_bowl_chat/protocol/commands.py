@@ -26,7 +26,13 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.models import check_text
+from token_bowl_chat.protocol.models import (
+    MAX_CONVERSATION_DESCRIPTION_LENGTH,
+    MAX_CONVERSATION_MESSAGES,
+    MAX_CONVERSATION_TITLE_LENGTH,
+    MAX_CONVERSATIONS_PAGE,
+    check_text,
+)
 
 # Integers a client may send are kept to a signed 64-bit range: every database and most JSON
 # libraries hold that, and a larger one would overflow the query it ends up in.
@@ -130,6 +136,58 @@ class GetUserProfile(Command):
     username: Str | None = None
 
 
+# The same bounds as the REST bodies (protocol.models); over the limit: invalid_frame.
+ConversationTitle = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH),
+    AfterValidator(check_text),
+]
+ConversationDescription = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_CONVERSATION_DESCRIPTION_LENGTH),
+    AfterValidator(check_text),
+]
+ConversationMessageIds = Annotated[list[Str], Field(max_length=MAX_CONVERSATION_MESSAGES)]
+
+
+class CreateConversation(Command):
+    TYPE = "create_conversation"
+    type: Literal["create_conversation"] = "create_conversation"
+    title: ConversationTitle | None = None
+    description: ConversationDescription | None = None
+    message_ids: ConversationMessageIds | None = None
+
+
+class GetConversations(Command):
+    TYPE = "get_conversations"
+    type: Literal["get_conversations"] = "get_conversations"
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_CONVERSATIONS_PAGE)] = DEFAULT_PAGE_LIMIT
+    offset: Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET)] = 0
+
+
+class GetConversation(Command):
+    TYPE = "get_conversation"
+    type: Literal["get_conversation"] = "get_conversation"
+    conversation_id: Str | None = None
+
+
+class UpdateConversation(Command):
+    """``None`` (or absent) leaves a field unchanged, as on REST."""
+
+    TYPE = "update_conversation"
+    type: Literal["update_conversation"] = "update_conversation"
+    conversation_id: Str | None = None
+    title: ConversationTitle | None = None
+    description: ConversationDescription | None = None
+    message_ids: ConversationMessageIds | None = None
+
+
+class DeleteConversation(Command):
+    TYPE = "delete_conversation"
+    type: Literal["delete_conversation"] = "delete_conversation"
+    conversation_id: Str | None = None
+
+
 class Typing(Command):
     TYPE = "typing"
     type: Literal["typing"] = "typing"
@@ -164,6 +222,11 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         GetUsers,
         GetOnlineUsers,
         GetUserProfile,
+        CreateConversation,
+        GetConversations,
+        GetConversation,
+        UpdateConversation,
+        DeleteConversation,
         Typing,
         Pong,
         Ping,

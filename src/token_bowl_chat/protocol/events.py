@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError
 
 from token_bowl_chat.protocol.commands import RequestId
 from token_bowl_chat.protocol.models import (
+    ConversationResponse,
     MessageResponse,
     PaginationMetadata,
     UnreadCountResponse,
@@ -117,6 +118,36 @@ class UserList(Reply):
 class UserProfile(Reply):
     type: Literal["user_profile"] = "user_profile"
     user: UserSummary
+
+
+# Replies to the conversation commands (PROTOCOL.md 5.4). Not part of ServerEvent: the SDK
+# manages conversations over REST, so it never asks for these.
+
+
+class ConversationCreated(Reply):
+    type: Literal["conversation_created"] = "conversation_created"
+    conversation: ConversationResponse
+
+
+class ConversationsPage(Reply):
+    type: Literal["conversations"] = "conversations"
+    conversations: list[ConversationResponse]
+    pagination: PaginationMetadata
+
+
+class ConversationFound(Reply):
+    type: Literal["conversation"] = "conversation"
+    conversation: ConversationResponse
+
+
+class ConversationUpdated(Reply):
+    type: Literal["conversation_updated"] = "conversation_updated"
+    conversation: ConversationResponse
+
+
+class ConversationDeleted(Reply):
+    type: Literal["conversation_deleted"] = "conversation_deleted"
+    conversation_id: str
 
 
 class Error(Reply):

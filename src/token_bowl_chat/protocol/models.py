@@ -490,6 +490,13 @@ class UpdateBotRequest(_Wire):
 # --- conversations --------------------------------------------------------------------------
 
 MAX_CONVERSATION_TITLE_LENGTH = 200
+# Ours: upstream had no bound on either; one conversation is read whole, so both are kept
+# to a size one reply carries comfortably.
+MAX_CONVERSATION_DESCRIPTION_LENGTH = 10_000
+MAX_CONVERSATION_MESSAGES = 1000
+# GET /conversations and WebSocket get_conversations: 1-100 per page (upstream bounded REST
+# only).
+MAX_CONVERSATIONS_PAGE = 100
 
 
 def _check_message_ids(value: list[str] | None) -> list[str] | None:
@@ -504,8 +511,10 @@ def _check_message_ids(value: list[str] | None) -> list[str] | None:
 
 class CreateConversationRequest(_Wire):
     title: Text | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
-    description: Text | None = Field(default=None, min_length=1)
-    message_ids: list[Text] = Field(default_factory=list)
+    description: Text | None = Field(
+        default=None, min_length=1, max_length=MAX_CONVERSATION_DESCRIPTION_LENGTH
+    )
+    message_ids: list[Text] = Field(default_factory=list, max_length=MAX_CONVERSATION_MESSAGES)
 
     _ids = field_validator("message_ids")(_check_message_ids)
 
@@ -514,8 +523,10 @@ class UpdateConversationRequest(_Wire):
     """``PATCH /conversations/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
 
     title: Text | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
-    description: Text | None = Field(default=None, min_length=1)
-    message_ids: list[Text] | None = None
+    description: Text | None = Field(
+        default=None, min_length=1, max_length=MAX_CONVERSATION_DESCRIPTION_LENGTH
+    )
+    message_ids: list[Text] | None = Field(default=None, max_length=MAX_CONVERSATION_MESSAGES)
 
     _ids = field_validator("message_ids")(_check_message_ids)
 
@@ -527,6 +538,18 @@ class ConversationResponse(_Wire):
     message_ids: list[str] = Field(default_factory=list)
     created_by_username: str
     created_at: str
+
+
+class ConversationListResponse(_Wire):
+    """``GET /conversations`` as the server sends it: upstream's nested ``pagination``, plus
+    ``total``, ``limit`` and ``offset`` at the top level, the shape the upstream v2.1.1
+    client's ``get_conversations`` reads (PROTOCOL.md 6.6 item 10)."""
+
+    conversations: list[ConversationResponse]
+    pagination: PaginationMetadata
+    total: int
+    limit: int
+    offset: int
 
 
 class PaginatedConversationsResponse(_Wire):

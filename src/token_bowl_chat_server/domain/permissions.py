@@ -9,6 +9,7 @@ action only when the caller is not the owner.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import Role
@@ -101,7 +102,18 @@ def check_can_update_own_profile(user: User) -> None:
     require(user, Action.UPDATE_OWN_PROFILE)
 
 
-def can_see(user: User, message: Message) -> bool:
+class Addressed(Protocol):
+    """What visibility depends on: a :class:`Message`, or a conversation's reference to one."""
+
+    @property
+    def is_room(self) -> bool: ...
+    @property
+    def from_user_id(self) -> str | None: ...
+    @property
+    def to_user_id(self) -> str | None: ...
+
+
+def can_see(user: User, message: Addressed) -> bool:
     """A room message is for everyone; a DM only for its two parties.
 
     Upstream also shows every DM to viewers on ``GET /messages/direct``; that listing rule

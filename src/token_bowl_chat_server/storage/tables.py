@@ -125,6 +125,42 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_user", "user_id", "created_at"),
 )
 
+conversations = Table(
+    # A user's bookmark lists (domain/conversations.py). Owned by ``created_by_id``; the
+    # stored ``created_by_username`` is shown only once that account is gone.
+    "conversations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("title", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("created_by_id", String(36), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_by_username", String(50), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_conversations_creator", "created_by_id", "created_at"),
+    Index("ix_conversations_created", "created_at"),
+)
+
+conversation_messages = Table(
+    # The messages a conversation lists, in the creator's order. By ``seq``: a message removed
+    # from ``messages`` takes its entries with it.
+    "conversation_messages",
+    metadata,
+    Column(
+        "conversation_id",
+        String(36),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "message_seq",
+        BigInteger,
+        ForeignKey("messages.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index("ix_conversation_messages_message", "message_seq"),
+)
+
 counters = Table(
     "counters",
     metadata,
