@@ -1,9 +1,10 @@
-"""Webhooks end to end (PROTOCOL.md section 7.9): a real server posts to a real HTTP receiver
-on 127.0.0.1, in the background.
+"""Webhooks end to end (PROTOCOL.md section 7.9, docs/protocol-extensions.md "Webhooks"): a
+real server posts to a real HTTP receiver on 127.0.0.1, in the background, signed with each
+owner's secret; the owner reads the outcomes; loopback is refused unless allowed.
 
 The servers run one webhook worker, so messages are handled in send order and a later
 message's delivery proves every earlier one has been answered: "nothing arrived" is checked
-that way, not by waiting.
+that way, or by the recorded outcome of the delivery itself, not by waiting.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import Account, LiveServer
+from tests.waiting import eventually
 from tests.wsclient import WsClient
 
-SECRET = "e2e-secret"
+LOG_SIZE = 3
 
 
 @dataclass
@@ -113,11 +117,60 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    """Local receivers are on 127.0.0.1, so this server allows private addresses."""
     return make_server(
         TOKEN_BOWL_WEBHOOK_WORKERS="1",
         TOKEN_BOWL_WEBHOOK_BACKOFF="0.05",
-        TOKEN_BOWL_WEBHOOK_SECRET=SECRET,
+        TOKEN_BOWL_WEBHOOK_ALLOW_PRIVATE="true",
+        TOKEN_BOWL_WEBHOOK_LOG_SIZE=str(LOG_SIZE),
     )
+
+
+def set_webhook(server: LiveServer, account: Account, url: str | None) -> httpx.Response:
+    return httpx.patch(
+        f"{server.http_url}/users/me/webhook",
+        json={"webhook_url": url},
+        headers={"X-API-Key": account.api_key},
+    )
+
+
+def webhook_secret(server: LiveServer, account: Account, url: str) -> str:
+    """Set ``url`` as the account's webhook; the secret the answer shows once."""
+    resp = set_webhook(server, account, url)
+    assert resp.status_code == 200, resp.text
+    secret = resp.json()["webhook_secret"]
+    assert isinstance(secret, str) and secret.startswith("whsec_")
+    return secret
+
+
+def deliveries(server: LiveServer, account: Account) -> list[dict[str, object]]:
+    resp = httpx.get(
+        f"{server.http_url}/users/me/webhook/deliveries",
+        headers={"X-API-Key": account.api_key},
+    )
+    assert resp.status_code == 200, resp.text
+    body: list[dict[str, object]] = resp.json()
+    return body
+
+
+async def recorded(server: LiveServer, account: Account, message_id: str) -> dict[str, object]:
+    """The owner's record of the delivery of ``message_id``, once it is stored (bounded)."""
+    found: list[dict[str, object]] = []
+
+    def stored() -> bool:
+        found[:] = [d for d in deliveries(server, account) if d["message_id"] == message_id]
+        return bool(found)
+
+    await eventually(stored, timeout=10.0, what=f"no delivery record for {message_id}")
+    return found[0]
+
+
+def verify(secret: str, hit: Hit) -> bool:
+    """What a receiver does (docs/protocol-extensions.md): HMAC of "<timestamp>." + body."""
+    timestamp = hit.headers["x-token-bowl-timestamp"]
+    signed = timestamp.encode() + b"." + hit.body
+    expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, hit.headers["x-token-bowl-signature"])
 
 
 async def post_message(
@@ -145,10 +198,11 @@ async def raw_delivery(client: WsClient, message_id: str, timeout: float = 5.0) 
 async def test_room_and_dm_targets_and_exact_payload(
     server: LiveServer, receiver: Receiver
 ) -> None:
-    alice, bob, carol = (
-        server.register(name, webhook_url=receiver.url(f"/{name}"))
-        for name in ("alice", "bob", "carol")
-    )
+    alice, bob, carol = (server.register(name) for name in ("alice", "bob", "carol"))
+    secrets = {
+        a.username: webhook_secret(server, a, receiver.url(f"/{a.username}"))
+        for a in (alice, bob, carol)
+    }
     server.register("viewer", role="viewer", webhook_url=receiver.url("/viewer"))
     server.register("quiet")
     bob_ws = await WsClient.connect(server.ws_url, bob.api_key)
@@ -162,8 +216,12 @@ async def test_room_and_dm_targets_and_exact_payload(
             assert json.loads(hit.body) == room.json()
             assert hit.headers["content-type"] == "application/json"
             assert hit.headers["user-agent"].startswith("token-bowl-chat-server/")
-            expected = hmac.new(SECRET.encode(), hit.body, hashlib.sha256).hexdigest()
-            assert hit.headers["x-token-bowl-signature"] == f"sha256={expected}"
+            assert verify(secrets[hit.path.strip("/")], hit)
+            assert not verify(secrets["alice"], hit)  # each owner has their own secret
+        assert (
+            room_hits[0].headers["x-token-bowl-delivery"]
+            != room_hits[1].headers["x-token-bowl-delivery"]
+        )
 
         # A DM reaches its recipient even though bob is connected over WebSocket.
         dm = await post_message(server, alice, "psst", to="bob")
@@ -198,14 +256,20 @@ async def test_failures_are_retried_up_to_three_attempts(
     receiver.scripts["/flaky"] = Script(statuses=[500, 500])
     receiver.scripts["/moved"] = Script(statuses=[302, 302, 302])
     sender = server.register()
-    server.register(webhook_url=receiver.url("/flaky"))
-    server.register(webhook_url=receiver.url("/moved"))
-    sentinel = server.register(webhook_url=receiver.url("/sentinel"))
+    flaky, moved = server.register(), server.register()
+    flaky_secret = webhook_secret(server, flaky, receiver.url("/flaky"))
+    webhook_secret(server, moved, receiver.url("/moved"))
+    sentinel = server.register()
+    webhook_secret(server, sentinel, receiver.url("/sentinel"))
 
     sent = await post_message(server, sender, "try again")
     hits = await receiver.wait_for("/flaky", 3)
     assert [h.body for h in hits] == [hits[0].body] * 3
     assert json.loads(hits[0].body) == sent.json()
+    # One delivery, three attempts: the id stays, each attempt is signed afresh.
+    delivery_id = hits[0].headers["x-token-bowl-delivery"]
+    assert [h.headers["x-token-bowl-delivery"] for h in hits] == [delivery_id] * 3
+    assert all(verify(flaky_secret, h) for h in hits)
 
     # The next message is handled after this one's deliveries finished (one worker).
     await post_message(server, sender, "sentinel", to=sentinel.username)
@@ -214,6 +278,25 @@ async def test_failures_are_retried_up_to_three_attempts(
     assert len(receiver.at("/moved")) == 3  # a 3xx is a failure, and is not followed
     assert receiver.at("/redirected") == []
 
+    # The owners read the outcomes.
+    message_id = sent.json()["id"]
+    record = await recorded(server, flaky, message_id)
+    assert record["id"] == delivery_id
+    assert (record["outcome"], record["attempts"], record["status_code"], record["error"]) == (
+        "delivered",
+        3,
+        200,
+        None,
+    )
+    assert record["url"] == f"http://127.0.0.1:{receiver.port}"  # no path: it may hold tokens
+    record = await recorded(server, moved, message_id)
+    assert (record["outcome"], record["attempts"], record["status_code"], record["error"]) == (
+        "failed",
+        3,
+        302,
+        "HTTP 302",
+    )
+
 
 async def test_a_hanging_receiver_does_not_delay_the_sender(
     server: LiveServer, receiver: Receiver
@@ -221,7 +304,7 @@ async def test_a_hanging_receiver_does_not_delay_the_sender(
     held = asyncio.Event()
     receiver.scripts["/hang"] = Script(hold=held)
     sender = server.register()
-    target = server.register(webhook_url=receiver.url("/hang"))
+    target = server.register(webhook_url=receiver.url("/hang"))  # unsigned: no secret yet
 
     sending = asyncio.create_task(
         post_message(server, sender, "are you there?", to=target.username)
@@ -233,3 +316,97 @@ async def test_a_hanging_receiver_does_not_delay_the_sender(
     assert not held.is_set()
     assert json.loads(hit.body) == resp.json()
     held.set()
+
+
+async def test_secret_is_rotated_and_cleared_and_the_log_is_bounded(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    sender, owner = server.register(), server.register()
+    first = webhook_secret(server, owner, receiver.url("/owner"))
+    resp = httpx.post(
+        f"{server.http_url}/users/me/webhook/secret", headers={"X-API-Key": owner.api_key}
+    )
+    assert resp.status_code == 200, resp.text
+    second = resp.json()["webhook_secret"]
+    assert second != first
+
+    sent = [
+        (await post_message(server, sender, f"dm {n}", to=owner.username)).json()["id"]
+        for n in range(LOG_SIZE + 2)
+    ]
+    hits = await receiver.wait_for("/owner", len(sent))
+    assert all(verify(second, h) and not verify(first, h) for h in hits)
+
+    # The newest LOG_SIZE deliveries are kept, newest first.
+    await recorded(server, owner, sent[-1])
+    log = deliveries(server, owner)
+    assert [d["message_id"] for d in log] == sent[::-1][:LOG_SIZE]
+    assert all(d["outcome"] == "delivered" for d in log)
+
+    # Clearing answers exactly as upstream (no secret key); without a webhook there is
+    # nothing to rotate.
+    resp = set_webhook(server, owner, None)
+    assert resp.json() == {"message": "Webhook URL updated successfully", "webhook_url": ""}
+    resp = httpx.post(
+        f"{server.http_url}/users/me/webhook/secret", headers={"X-API-Key": owner.api_key}
+    )
+    assert resp.status_code == 400, resp.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/",
+        "http://0.0.0.0:80/",
+        "http://[ff02::1]/",
+    ],
+)
+async def test_urls_that_can_never_be_delivered_to_are_refused_when_set(
+    live_server: LiveServer, url: str
+) -> None:
+    account = live_server.register()
+    resp = set_webhook(live_server, account, url)
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["code"] == "validation_error"
+    assert body["detail"][0]["loc"] == ["body", "webhook_url"]
+    me = httpx.get(f"{live_server.http_url}/users/me", headers={"X-API-Key": account.api_key})
+    assert me.json()["webhook_url"] is None
+
+
+async def test_loopback_is_refused_unless_allowed(
+    make_server: Callable[..., LiveServer], receiver: Receiver
+) -> None:
+    """Default settings: a loopback URL is refused when set, and one stored earlier (while the
+    setting was on, or before this version) is refused at delivery: nothing is sent and the
+    owner sees ``refused_address``."""
+    server = make_server(TOKEN_BOWL_WEBHOOK_WORKERS="1")
+    sender, owner = server.register(), server.register()
+    for url in (receiver.url("/owner"), f"http://localhost:{receiver.port}/owner"):
+        resp = set_webhook(server, owner, url)
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["detail"][0]["type"] == "webhook_url_refused"
+
+    engine = create_async_engine(server.proc.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE users SET webhook_url = :url WHERE id = :id"),
+                {"url": receiver.url("/owner"), "id": owner.id},
+            )
+    finally:
+        await engine.dispose()
+
+    sent = await post_message(server, sender, "are you local?", to=owner.username)
+    record = await recorded(server, owner, sent.json()["id"])
+    assert (record["outcome"], record["attempts"], record["error"]) == (
+        "refused_address",
+        0,
+        "loopback",
+    )
+    assert record["status_code"] is None
+    assert receiver.hits == []

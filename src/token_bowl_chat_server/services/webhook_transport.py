@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 import httpcore
 import httpx
@@ -149,11 +149,11 @@ def _as_httpx_errors() -> Iterator[None]:
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes] | object) -> None:
+    def __init__(self, stream: AsyncIterable[bytes] | Iterable[bytes]) -> None:
         self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        assert isinstance(self._stream, AsyncIterator)
+        assert isinstance(self._stream, AsyncIterable)  # the async pool's streams are
         with _as_httpx_errors():
             async for part in self._stream:
                 yield part

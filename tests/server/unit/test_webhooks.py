@@ -1,4 +1,5 @@
-"""Webhook targets, attempts, signature, overload and shutdown, with httpx.MockTransport.
+"""Webhook targets, attempts, signature, delivery ids, outcomes, overload and shutdown, with
+httpx.MockTransport.
 
 Nothing here sleeps for real: the backoff goes through a recording ``sleep``.
 """
@@ -11,7 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -20,12 +21,16 @@ import pytest
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import Message, User
 from token_bowl_chat_server.domain.webhook_policy import (
+    AddressClass,
+    DeliveryOutcome,
+    DeliveryRecord,
     WebhookTarget,
     is_delivered,
     loggable_url,
     retry_delay,
     webhook_targets,
 )
+from token_bowl_chat_server.services.webhook_transport import AddressRefused
 from token_bowl_chat_server.services.webhooks import WebhookService
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
@@ -83,6 +88,36 @@ class Directory:
         return [u for u in self.users.values() if u.webhook_url is not None]
 
 
+class Endpoints:
+    """The URL and secret stored now for each user (here: the directory's URL)."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+
+    async def endpoints(self, user_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        by_id = {u.id: u for u in EVERYONE}
+        return {
+            i: (by_id[i].webhook_url or "", self.secrets.get(i))
+            for i in user_ids
+            if by_id[i].webhook_url
+        }
+
+
+class Log:
+    def __init__(self) -> None:
+        self.records: list[DeliveryRecord] = []
+        self.started = self.stopped = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def add(self, record: DeliveryRecord) -> None:
+        self.records.append(record)
+
+    async def stop(self, grace: float) -> None:
+        self.stopped = True
+
+
 class Recorder:
     """The mock endpoint: records requests, answers through a per-test handler."""
 
@@ -112,6 +147,7 @@ def make_service(sleeps: list[float]) -> Callable[..., WebhookService]:
 
     def make(recorder: Recorder, users: list[User] | None = None, **kwargs: Any) -> WebhookService:
         kwargs.setdefault("sleep", sleep)
+        kwargs.setdefault("clock", lambda: 1_700_000_000_123_456)
         return WebhookService(
             Directory(EVERYONE if users is None else users),
             user_agent="token-bowl-chat-server/test",
@@ -204,16 +240,73 @@ async def test_dm_to_oneself_reads_nothing_and_posts_nothing(
     assert isinstance(service.users, Directory) and service.users.reads == 0
 
 
-async def test_signature_is_the_hmac_of_the_exact_body(
+async def test_each_target_is_signed_with_its_own_secret_over_timestamp_and_body(
     make_service: Callable[..., WebhookService],
 ) -> None:
     recorder = Recorder()
-    service = make_service(recorder, secret="s3cret")
+    endpoints = Endpoints({BOB.id: "whsec_bob", CAROL.id: "whsec_carol"})
+    service = make_service(recorder, endpoints=endpoints)
+    await deliver(service, message(ALICE))
+    by_url = {str(r.url): r for r in recorder.requests}
+    for target, secret in ((BOB, b"whsec_bob"), (CAROL, b"whsec_carol")):
+        request = by_url[target.webhook_url or ""]
+        assert request.headers["x-token-bowl-timestamp"] == "1700000000"
+        signed = b"1700000000." + request.content
+        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+        assert request.headers["x-token-bowl-signature"] == f"v1={expected}"
+        assert json.loads(request.content) == json.loads(BODY)
+    # A webhook without a secret (set before secrets existed) is sent unsigned.
+    assert "x-token-bowl-signature" not in by_url[BOT.webhook_url or ""].headers
+    ids = {r.headers["x-token-bowl-delivery"] for r in recorder.requests}
+    assert len(ids) == 3  # one delivery per target
+
+
+async def test_retries_keep_the_delivery_id_and_the_outcome_is_recorded(
+    make_service: Callable[..., WebhookService],
+) -> None:
+    statuses = iter([500, 503, 200])
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses))
+
+    recorder = Recorder(flaky)
+    log = Log()
+    service = make_service(recorder, endpoints=Endpoints({BOB.id: "whsec_b"}), log=log)
     await deliver(service, message(ALICE, BOB))
-    (request,) = recorder.requests
-    expected = hmac.new(b"s3cret", request.content, hashlib.sha256).hexdigest()
-    assert request.headers["x-token-bowl-signature"] == f"sha256={expected}"
-    assert json.loads(request.content) == json.loads(BODY)
+    assert len({r.headers["x-token-bowl-delivery"] for r in recorder.requests}) == 1
+    (record,) = log.records
+    assert record.id == recorder.requests[0].headers["x-token-bowl-delivery"]
+    assert (record.outcome, record.attempts, record.status_code, record.error) == (
+        DeliveryOutcome.DELIVERED,
+        3,
+        200,
+        None,
+    )
+    assert (record.user_id, record.message_id, record.url) == (
+        BOB.id,
+        "msg-1",
+        "https://hooks.example",
+    )
+    assert log.started and log.stopped
+
+
+async def test_a_refused_address_is_recorded_not_sent_and_not_retried(
+    make_service: Callable[..., WebhookService], sleeps: list[float]
+) -> None:
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        raise AddressRefused("127.0.0.1", AddressClass.LOOPBACK)
+
+    log = Log()
+    service = make_service(Recorder(refuse), log=log)
+    await deliver(service, message(ALICE, BOB))
+    (record,) = log.records
+    assert (record.outcome, record.attempts, record.error) == (
+        DeliveryOutcome.REFUSED_ADDRESS,
+        0,
+        "loopback",
+    )
+    assert sleeps == []
+    assert service.stats.refused == 1 and service.stats.failed == 0
 
 
 async def test_two_failures_then_success_makes_three_attempts_with_backoff(
