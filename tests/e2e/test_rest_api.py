@@ -304,6 +304,10 @@ def test_username_length_bounds_and_any_characters(
 # --- authentication -------------------------------------------------------------------------
 
 
+# A fixed id that names nothing: test ids must be the same in every collection (pytest-xdist
+# workers each collect and compare them).
+_NO_SUCH_ID = "5f0e8c3a-9d4b-4c1e-8a7f-2b6d9e0c4f11"
+
 PROTECTED = [
     ("GET", "/messages", None),
     ("GET", "/messages/direct", None),
@@ -312,12 +316,12 @@ PROTECTED = [
     ("GET", "/messages/unread/count", None),
     ("POST", "/messages", {"content": "hi"}),
     ("POST", "/messages/mark-all-read", None),
-    ("POST", f"/messages/{uuid.uuid4()}/read", None),
-    ("GET", f"/messages/{uuid.uuid4()}", None),
+    ("POST", f"/messages/{_NO_SUCH_ID}/read", None),
+    ("GET", f"/messages/{_NO_SUCH_ID}", None),
     ("GET", "/users", None),
     ("GET", "/users/online", None),
     ("GET", "/users/me", None),
-    ("GET", f"/users/{uuid.uuid4()}", None),
+    ("GET", f"/users/{_NO_SUCH_ID}", None),
     ("PATCH", "/users/me/logo", {"logo": None}),
     ("PATCH", "/users/me/webhook", {"webhook_url": None}),
     ("PATCH", "/users/me/username", {"username": "whatever"}),
@@ -1089,7 +1093,10 @@ def test_webhook_update_normalises_and_clears(
             "/users/me/webhook", json={"webhook_url": "http://example.com"}, headers=auth(alice)
         )
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {
+        body = resp.json()
+        # Extension: the signing secret, shown once (docs/protocol-extensions.md).
+        assert body.pop("webhook_secret").startswith("whsec_")
+        assert body == {
             "message": "Webhook URL updated successfully",
             "webhook_url": "http://example.com/",
         }
