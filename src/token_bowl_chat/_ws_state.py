@@ -88,6 +88,7 @@ _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.METHOD_NOT_ALLOWED: TokenBowlError,
     ErrorCode.USERNAME_TAKEN: ConflictError,
     ErrorCode.CLIENT_MESSAGE_ID_CONFLICT: ConflictError,
+    ErrorCode.LAST_ADMIN: ConflictError,
     ErrorCode.RATE_LIMITED: RateLimitError,
     ErrorCode.TOO_MANY_CONNECTIONS: RateLimitError,
     ErrorCode.INTERNAL_ERROR: ServerError,

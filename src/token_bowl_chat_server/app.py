@@ -17,6 +17,7 @@ from token_bowl_chat_server.api import errors
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import (
     accounts,
+    admin_users,
     health,
     messages,
     metrics,
@@ -32,6 +33,7 @@ from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.services.accounts import Accounts
+from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
@@ -46,6 +48,7 @@ from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.messages import SqlMessageStore
 from token_bowl_chat_server.storage.read_marks import SqlReadMarkStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
+from token_bowl_chat_server.storage.user_admin import SqlUserAdminStore
 from token_bowl_chat_server.storage.users import SqlUserStore
 from token_bowl_chat_server.storage.webhooks import SqlWebhookStore
 
@@ -113,6 +116,15 @@ async def build_services(settings: Settings) -> Services:
             webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
         ),
         resume=ResumeService(message_store, settings.heartbeat_interval),
+        admin=AdminService(
+            user_store,
+            SqlUserAdminStore(db),
+            hub,
+            hub,
+            stale_after=settings.heartbeat_timeout,
+            monotonic=hub.clock,
+            profile_changed=profile_announcer(broker.publish),
+        ),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
     )
 
@@ -171,6 +183,7 @@ def create_app(settings: Settings) -> FastAPI:
         read_marks.router,
         messages.router,
         users.router,
+        admin_users.router,
         webhook_router,
         health.router,
         metrics.router,

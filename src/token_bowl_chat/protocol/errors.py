@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     BOT_REGISTRATION_FORBIDDEN = "bot_registration_forbidden"
     ADMIN_REGISTRATION_FORBIDDEN = "admin_registration_forbidden"
     CLIENT_MESSAGE_ID_CONFLICT = "client_message_id_conflict"
+    # demoting or deleting the only admin (the server would have nobody to administer it)
+    LAST_ADMIN = "last_admin"
     # limits
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"

@@ -404,9 +404,13 @@ class StytchAuthenticateResponse(_Wire):
 
 
 class AdminUpdateUserRequest(_Wire):
-    """``PATCH /admin/users/{id}``. ``None`` means "unchanged"; nothing can be cleared."""
+    """``PATCH /admin/users/{id}``. An absent field is unchanged. Our server clears
+    ``email``, ``webhook_url``, ``logo`` and ``emoji`` sent as ``null``, takes ``role``
+    (upstream ignored it) and a legacy flag set to ``false`` (the account becomes a member);
+    upstream treated ``null`` as unchanged."""
 
     username: Text | None = Field(default=None, min_length=1, max_length=MAX_USERNAME_LENGTH)
+    role: Role | None = None
     email: Text | None = None
     webhook_url: Text | None = None
     logo: Text | None = None
@@ -420,7 +424,7 @@ class AdminUpdateUserRequest(_Wire):
 
     @model_validator(mode="after")
     def _bots_use_emoji(self) -> AdminUpdateUserRequest:
-        if self.bot and self.logo is not None:
+        if (self.bot or self.role is Role.BOT) and self.logo is not None:
             raise ValueError("Bots can only use emoji for avatars, not logos")
         return self
 
@@ -449,6 +453,27 @@ class InviteUserResponse(_Wire):
     email: str
     role: Role
     message: str
+
+
+class WebSocketConnectionInfo(_Wire):
+    """One open WebSocket connection, for ``GET /admin/websocket/connections``.
+
+    ``connection_id`` is opaque and unique only while the connection lives; ``is_healthy``
+    means a frame came in within the server's heartbeat timeout."""
+
+    username: str
+    connection_id: int
+    last_activity: str
+    last_pong: str
+    seconds_since_activity: float
+    seconds_since_pong: float
+    is_healthy: bool
+
+
+class WebSocketConnectionsResponse(_Wire):
+    total_users: int
+    total_connections: int
+    connections: list[WebSocketConnectionInfo]
 
 
 # --- bots -----------------------------------------------------------------------------------

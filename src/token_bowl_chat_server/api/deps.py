@@ -11,6 +11,7 @@ from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
+from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
@@ -34,6 +35,7 @@ class Services:
     webhooks: WebhookService
     webhook_setup: WebhookSetup  # set_webhook(user_id, url): the one way to set a webhook URL
     resume: ResumeService
+    admin: AdminService
     read_marks: ReadMarks
 
 

@@ -27,6 +27,12 @@ class Action(StrEnum):
     DELETE_OWN_MESSAGE = "messages:delete:own"
     DELETE_ANY_MESSAGE = "messages:delete:any"
     READ_ALL_DIRECT = "messages:read:all_direct"  # upstream's viewer rule on REST history
+    # What a role is, rather than does (PROTOCOL.md 3.6): who may be sent DMs, who gets
+    # webhooks, who is listed in GET /users, who may show a logo (bots use emoji only).
+    RECEIVE_DIRECT = "messages:receive:direct"
+    RECEIVE_WEBHOOKS = "webhooks:receive"
+    LISTED_AS_CHAT_USER = "users:listed"
+    USE_LOGO = "users:logo"
     UPDATE_OWN_PROFILE = "users:update:own"
     UPDATE_ANY_USER = "users:update:any"
     DELETE_USER = "users:delete"
@@ -49,21 +55,41 @@ _MEMBER = frozenset(
         _A.UPDATE_OWN_PROFILE,
         _A.CREATE_BOTS,
         _A.MANAGE_OWN_BOTS,
+        _A.RECEIVE_DIRECT,
+        _A.RECEIVE_WEBHOOKS,
+        _A.LISTED_AS_CHAT_USER,
+        _A.USE_LOGO,
     }
 )
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action) - {_A.READ_ALL_DIRECT, _A.READ_ANY_CONVERSATION},
     Role.MEMBER: _MEMBER,
-    Role.VIEWER: frozenset({_A.READ_ALL_DIRECT, _A.READ_ANY_CONVERSATION}),
+    # Not READ_ALL_DIRECT: anyone may register as a viewer, so upstream's rule would show
+    # every DM to anyone who asks (DMs stay private to their two parties, guarantee 9).
+    # Granting it here is all it takes to restore upstream's GET /messages/direct.
+    Role.VIEWER: frozenset({_A.READ_ANY_CONVERSATION, _A.USE_LOGO}),
     Role.BOT: frozenset(
-        {_A.SEND_ROOM, _A.EDIT_OWN_MESSAGE, _A.DELETE_OWN_MESSAGE, _A.UPDATE_OWN_PROFILE}
+        {
+            _A.SEND_ROOM,
+            _A.EDIT_OWN_MESSAGE,
+            _A.DELETE_OWN_MESSAGE,
+            _A.UPDATE_OWN_PROFILE,
+            _A.RECEIVE_DIRECT,
+            _A.RECEIVE_WEBHOOKS,
+            _A.LISTED_AS_CHAT_USER,
+        }
     ),
 }
 
 
 def allowed(role: Role, action: Action) -> bool:
     return action in PERMISSIONS[role]
+
+
+def roles_allowed(action: Action) -> list[Role]:
+    """Every role that may ``action``, for queries that filter accounts by role."""
+    return [role for role in Role if allowed(role, action)]
 
 
 def require(user: User, action: Action, message: str | None = None) -> None:

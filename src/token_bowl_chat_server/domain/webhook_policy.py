@@ -34,6 +34,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from token_bowl_chat_server.domain.entities import Message, User
+from token_bowl_chat_server.domain.permissions import Action, allowed
 
 SIGNATURE_HEADER = "X-Token-Bowl-Signature"
 TIMESTAMP_HEADER = "X-Token-Bowl-Timestamp"
@@ -66,7 +67,7 @@ def webhook_targets(message: Message, candidates: Iterable[User]) -> list[Webhoo
         WebhookTarget(user.id, user.webhook_url)
         for user in candidates
         if user.webhook_url
-        and not user.is_viewer
+        and allowed(user.role, Action.RECEIVE_WEBHOOKS)
         and user.id != message.from_user_id
         and (wanted is None or user.id == wanted)
     ]

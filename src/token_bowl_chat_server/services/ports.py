@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User
 from token_bowl_chat_server.realtime.audience import Audience
+from token_bowl_chat_server.realtime.connection import Connection
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
 from token_bowl_chat_server.storage.reads import NewlyRead
 
@@ -56,3 +57,19 @@ class Sessions(Protocol):
     def online_user_ids(self) -> list[str]: ...
     def close_user(self, user_id: str, code: int, reason: str) -> None: ...
     def refresh(self, user: User) -> None: ...
+
+
+class UserAdminStore(Protocol):
+    """Account changes an admin makes (storage/user_admin.py)."""
+
+    async def list_all(self) -> list[User]: ...
+    async def change(
+        self, user_id: str, decide: Callable[[User], Mapping[str, Any]]
+    ) -> tuple[User, User] | None: ...
+    async def delete(self, user_id: str) -> list[str] | None: ...
+
+
+class ConnectionRegistry(Protocol):
+    """Every open connection on this node, for the admin's statistics."""
+
+    def all_connections(self) -> list[Connection]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound, RecipientIsViewer
+from token_bowl_chat_server.domain.permissions import Action, allowed
 from token_bowl_chat_server.services.ports import UserStore
 
 
@@ -21,6 +22,6 @@ async def direct_recipient(users: UserStore, to_username: str | None) -> User | 
     recipient = await users.by_username(to_username)
     if recipient is None:
         raise NotFound(f"User {to_username} not found", ErrorCode.USER_NOT_FOUND)
-    if recipient.is_viewer:
+    if not allowed(recipient.role, Action.RECEIVE_DIRECT):
         raise RecipientIsViewer(f"Cannot send messages to viewer user {to_username}")
     return recipient

@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import Conflict
+from token_bowl_chat_server.domain.permissions import Action, roles_allowed
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.tables import read_states, users
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     users.c.id,
     users.c.username,
     users.c.role,
@@ -27,7 +28,7 @@ _USER_COLUMNS = (
 )
 
 
-def _user(row: RowMapping) -> User:
+def user_from_row(row: RowMapping) -> User:
     return User(
         id=row["id"],
         username=row["username"],
@@ -74,8 +75,8 @@ class SqlUserStore:
 
     async def _one(self, *where: Any) -> User | None:
         async with self.db.read() as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(*where))).mappings().first()
-        return _user(row) if row else None
+            row = (await conn.execute(select(*USER_COLUMNS).where(*where))).mappings().first()
+        return user_from_row(row) if row else None
 
     async def by_id(self, user_id: str) -> User | None:
         return await self._one(users.c.id == user_id)
@@ -88,7 +89,7 @@ class SqlUserStore:
             row = (
                 (
                     await conn.execute(
-                        select(*_USER_COLUMNS, users.c.api_key_hash).where(
+                        select(*USER_COLUMNS, users.c.api_key_hash).where(
                             users.c.api_key_hash == api_key_hash
                         )
                     )
@@ -96,32 +97,31 @@ class SqlUserStore:
                 .mappings()
                 .first()
             )
-        return (_user(row), row["api_key_hash"]) if row else None
+        return (user_from_row(row), row["api_key_hash"]) if row else None
 
     async def list_chat_users(self) -> list[User]:
         """Everyone but viewers, oldest account first."""
+        listed = [role.value for role in roles_allowed(Action.LISTED_AS_CHAT_USER)]
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(*_USER_COLUMNS)
-                .where(users.c.role != Role.VIEWER.value)
+                select(*USER_COLUMNS)
+                .where(users.c.role.in_(listed))
                 .order_by(users.c.created_at, users.c.id)
             )
-            return [_user(row) for row in rows.mappings()]
+            return [user_from_row(row) for row in rows.mappings()]
 
     async def with_webhooks(self) -> list[User]:
         """Users with a webhook URL (any role; the caller applies the delivery rules)."""
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(*_USER_COLUMNS).where(users.c.webhook_url.is_not(None))
-            )
-            return [_user(row) for row in rows.mappings()]
+            rows = await conn.execute(select(*USER_COLUMNS).where(users.c.webhook_url.is_not(None)))
+            return [user_from_row(row) for row in rows.mappings()]
 
     async def by_ids(self, user_ids: Sequence[str]) -> dict[str, User]:
         if not user_ids:
             return {}
         async with self.db.read() as conn:
-            rows = await conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
-            return {row["id"]: _user(row) for row in rows.mappings()}
+            rows = await conn.execute(select(*USER_COLUMNS).where(users.c.id.in_(user_ids)))
+            return {row["id"]: user_from_row(row) for row in rows.mappings()}
 
     async def update(self, user_id: str, **values: Any) -> User | None:
         """Set profile columns. Raises Conflict when a new username is taken."""

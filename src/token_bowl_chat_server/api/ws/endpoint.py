@@ -147,7 +147,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             announce_presence(hub, user, online=True)
         conn.start()
         try:
-            if await _still_authenticated(services, websocket, user):
+            if await _still_authenticated(services, websocket, conn):
                 await _run_until_ended(services, websocket, conn, since_seq)
             else:
                 conn.close(CloseCode.POLICY_VIOLATION, "API key rotated")
@@ -197,19 +197,24 @@ def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
-async def _still_authenticated(services: Services, websocket: WebSocket, user: User) -> bool:
-    """Check the key again now that the connection is in the hub.
+async def _still_authenticated(services: Services, websocket: WebSocket, conn: Connection) -> bool:
+    """Check the key again now that the connection is in the hub, and take the account as it
+    is now.
 
-    A key rotation closes the sockets in the hub right after it commits. A connect that
-    authenticated just before the rotation and joined just after that sweep would live on
-    with the dead key; from here on a rotation's sweep finds this connection, and this
-    second look sees any rotation that committed before it.
+    A key rotation (or a deletion) closes the sockets in the hub right after it commits, and
+    a role change or rename refreshes them. A connect that authenticated just before such a
+    change and joined just after its sweep would live on with the dead key or the old role;
+    from here on a sweep finds this connection, and this second look sees any change that
+    committed before it.
     """
     try:
         again = await services.accounts.authenticate(_credential(websocket))
     except NotAuthenticated:
         return False
-    return again.id == user.id
+    if again.id != conn.user_id:
+        return False
+    conn.user = again
+    return True
 
 
 async def _run_until_ended(
