@@ -62,6 +62,8 @@ from token_bowl_chat.protocol.models import (
     UnreadCountResponse,
     UserProfileResponse,
     UserRegistrationResponse,
+    WebhookDelivery,
+    WebhookSecretResponse,
     WebhookUpdateResponse,
 )
 
@@ -400,6 +402,17 @@ class ClientCore:
             "/users/me/webhook",
             _as_dict(WebhookUpdateResponse, str),
             json={"webhook_url": webhook_url},
+        )
+
+    def rotate_webhook_secret(self) -> Call[dict[str, str]]:
+        return Call("POST", "/users/me/webhook/secret", _as_dict(WebhookSecretResponse, str))
+
+    def get_my_webhook_deliveries(self, limit: int) -> Call[list[WebhookDelivery]]:
+        return Call(
+            "GET",
+            "/users/me/webhook/deliveries",
+            TypeAdapter(list[WebhookDelivery]).validate_python,
+            params={"limit": limit},
         )
 
     def update_my_username(self, username: str) -> Call[UserProfileResponse]:

@@ -30,6 +30,7 @@ from token_bowl_chat.protocol.models import (
     UnreadCountResponse,
     UserProfileResponse,
     UserRegistrationResponse,
+    WebhookDelivery,
 )
 
 __all__ = ["TokenBowlClient"]
@@ -231,8 +232,22 @@ class TokenBowlClient:
     def update_my_webhook(self, webhook_url: str | None) -> dict[str, str]:
         """Set the http(s) URL that receives a POST per message for the caller, or clear it
         with ``None``. Returns ``{"message", "webhook_url"}`` with the URL as the server
-        normalised it. Raises ``ValidationError``, ``PermissionDeniedError`` (viewers)."""
+        normalised it and, when a URL was set, ``"webhook_secret"``: the key that signs every
+        request to it, shown only here. Raises ``ValidationError`` (also for a URL the server
+        will not call, such as a loopback or private address), ``PermissionDeniedError``
+        (viewers)."""
         return self._send(self._core.update_my_webhook(webhook_url))
+
+    def rotate_webhook_secret(self) -> dict[str, str]:
+        """Replace the caller's webhook secret; the old one stops signing at once. Returns
+        ``{"message", "webhook_secret"}``. Raises ``BadRequestError`` without a webhook."""
+        return self._send(self._core.rotate_webhook_secret())
+
+    def get_my_webhook_deliveries(self, limit: int = 50) -> list[WebhookDelivery]:
+        """The caller's newest webhook deliveries, newest first: delivery id, message id,
+        URL (scheme, host and port), outcome (``delivered``, ``failed``,
+        ``refused_address``), attempts, last status or error."""
+        return self._send(self._core.get_my_webhook_deliveries(limit))
 
     def update_my_username(self, username: str) -> UserProfileResponse:
         """Rename the caller. Raises ``ConflictError`` (taken, including the current name),

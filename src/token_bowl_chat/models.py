@@ -46,6 +46,9 @@ from token_bowl_chat.protocol.models import (
     UserRegistrationResponse,
     UserSummary,
     ValidationErrorItem,
+    WebhookDelivery,
+    WebhookDeliveryOutcome,
+    WebhookSecretResponse,
     WebhookUpdateResponse,
 )
 
@@ -96,5 +99,8 @@ __all__ = [
     "UserRegistrationResponse",
     "UserSummary",
     "ValidationErrorItem",
+    "WebhookDelivery",
+    "WebhookDeliveryOutcome",
+    "WebhookSecretResponse",
     "WebhookUpdateResponse",
 ]

@@ -131,11 +131,12 @@ def test_profile_updates(cli: Run, live_server: LiveServer) -> None:
     assert bad.exit_code == 1 and bad.stderr.startswith("error: invalid input:")
 
     hook = json_out(
-        cli("profile", "set-webhook", "http://127.0.0.1:9/hook", "--json", key=acct.api_key)
+        # .invalid never resolves (RFC 2606); a loopback URL is refused by the server.
+        cli("profile", "set-webhook", "http://hooks.invalid/hook", "--json", key=acct.api_key)
     )
-    assert hook["webhook_url"] == "http://127.0.0.1:9/hook"
+    assert hook["webhook_url"] == "http://hooks.invalid/hook"
     assert json_out(cli("whoami", "--json", key=acct.api_key))["webhook_url"] == (
-        "http://127.0.0.1:9/hook"
+        "http://hooks.invalid/hook"
     )
     assert cli("profile", "set-webhook", "--clear", key=acct.api_key).exit_code == 0
 

@@ -323,7 +323,9 @@ async def test_logo_webhook_and_username(
         await call(as_alice, "update_my_logo", "nope.png")
     assert (bad_logo.value.status_code, bad_logo.value.code) == (422, ErrorCode.VALIDATION_ERROR)
 
-    assert await call(as_alice, "update_my_webhook", "https://hooks.example.com") == {
+    hooked = await call(as_alice, "update_my_webhook", "https://hooks.example.com")
+    assert hooked.pop("webhook_secret").startswith("whsec_")  # shown once
+    assert hooked == {
         "message": "Webhook URL updated successfully",
         "webhook_url": "https://hooks.example.com/",
     }

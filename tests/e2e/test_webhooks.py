@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import Account, LiveServer
 from tests.waiting import eventually
 from tests.wsclient import WsClient
+from token_bowl_chat import AsyncTokenBowlClient, TokenBowlClient
+from token_bowl_chat.models import WebhookDelivery, WebhookDeliveryOutcome
 
 LOG_SIZE = 3
 
@@ -304,7 +306,7 @@ async def test_a_hanging_receiver_does_not_delay_the_sender(
     held = asyncio.Event()
     receiver.scripts["/hang"] = Script(hold=held)
     sender = server.register()
-    target = server.register(webhook_url=receiver.url("/hang"))  # unsigned: no secret yet
+    target = server.register(webhook_url=receiver.url("/hang"))
 
     sending = asyncio.create_task(
         post_message(server, sender, "are you there?", to=target.username)
@@ -410,3 +412,65 @@ async def test_loopback_is_refused_unless_allowed(
     )
     assert record["status_code"] is None
     assert receiver.hits == []
+
+
+def test_registration_checks_the_url_and_shows_the_secret_once(live_server: LiveServer) -> None:
+    name = live_server.unique("hooked")
+    resp = httpx.post(
+        f"{live_server.http_url}/register",
+        json={"username": name, "webhook_url": "http://hooks.invalid/in"},
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["webhook_secret"].startswith("whsec_")
+    key = resp.json()["api_key"]
+    me = httpx.get(f"{live_server.http_url}/users/me", headers={"X-API-Key": key}).json()
+    assert "webhook_secret" not in me and me["webhook_url"] == "http://hooks.invalid/in"
+    httpx.patch(  # no webhook left behind on the shared server
+        f"{live_server.http_url}/users/me/webhook",
+        json={"webhook_url": None},
+        headers={"X-API-Key": key},
+    )
+
+    plain = httpx.post(f"{live_server.http_url}/register", json={"username": name + "x"})
+    assert "webhook_secret" not in plain.json()
+
+    # Refused before the account exists: the name stays free.
+    refused = live_server.unique("local")
+    resp = httpx.post(
+        f"{live_server.http_url}/register",
+        json={"username": refused, "webhook_url": "http://127.0.0.1:9/in"},
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", "webhook_url"]
+    live_server.register(refused)
+
+
+async def test_sdk_clients_show_the_secret_rotate_it_and_read_deliveries(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    sender, owner = server.register(), server.register()
+    with TokenBowlClient(api_key=owner.api_key, base_url=server.http_url) as client:
+        hooked = await asyncio.to_thread(client.update_my_webhook, receiver.url("/sdk"))
+        assert hooked["webhook_secret"].startswith("whsec_")
+        rotated = await asyncio.to_thread(client.rotate_webhook_secret)
+    secret = rotated["webhook_secret"]
+    assert secret != hooked["webhook_secret"]
+
+    sent = await post_message(server, sender, "via the sdk", to=owner.username)
+    (hit,) = await receiver.wait_for("/sdk", 1)
+    assert verify(secret, hit)
+    await recorded(server, owner, sent.json()["id"])
+
+    with TokenBowlClient(api_key=owner.api_key, base_url=server.http_url) as client:
+        from_sync = await asyncio.to_thread(client.get_my_webhook_deliveries)
+    async with AsyncTokenBowlClient(api_key=owner.api_key, base_url=server.http_url) as aclient:
+        from_async = await aclient.get_my_webhook_deliveries(limit=1)
+    assert from_sync == from_async
+    (delivery,) = from_async
+    assert isinstance(delivery, WebhookDelivery)
+    assert delivery.id == hit.headers["x-token-bowl-delivery"]
+    assert (delivery.message_id, delivery.outcome, delivery.attempts) == (
+        sent.json()["id"],
+        WebhookDeliveryOutcome.DELIVERED,
+        1,
+    )

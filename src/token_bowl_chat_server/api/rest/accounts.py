@@ -13,13 +13,25 @@ from token_bowl_chat_server.api.rest.responses import errors
 router = APIRouter(tags=["accounts"])
 
 
-@router.post("/register", status_code=201, responses=errors(400, 403, 409, 422, 429))
+# Unset fields are left out, so ``webhook_secret`` appears only when a webhook was given.
+@router.post(
+    "/register",
+    status_code=201,
+    responses=errors(400, 403, 409, 422, 429),
+    response_model_exclude_unset=True,
+)
 async def register(
     body: UserRegistration, request: Request, services: ServicesDep
 ) -> UserRegistrationResponse:
     client = request.client.host if request.client else None
+    services.webhook_setup.check_url(body.webhook_url)  # before the account exists
     user, api_key = await services.accounts.register(body, client)
+    extra = {}
+    if user.webhook_url is not None:
+        hooked = await services.webhook_setup.set_webhook(user.id, user.webhook_url)
+        extra["webhook_secret"] = hooked.secret
     return UserRegistrationResponse(
+        **extra,
         id=user.id,
         username=user.username,
         api_key=api_key,
