@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
@@ -122,3 +123,32 @@ def test_a_saved_key_survives_a_server_that_cannot_answer_yet(
     page.unroute("**/users/me")
     # The key was kept, and the page signs in by itself once the server answers.
     expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+
+
+def test_every_logo_gets_its_own_generated_picture(server: LiveServer, people: People) -> None:
+    page = people.open(server, server.register())
+    with httpx.Client(base_url=server.http_url) as http:
+        logos = http.get("/logos").json()
+    drawn = page.evaluate(
+        """async (logos) => {
+            const { avatar, logoCells } = await import('/static/views/avatar.js');
+            return logos.map((logo) => {
+                const el = avatar({ username: 'x', logo });
+                return {
+                    cells: JSON.stringify(logoCells(logo)),
+                    again: JSON.stringify(logoCells(logo)),
+                    filled: el.querySelectorAll('rect').length - 1,
+                    images: el.querySelectorAll('img, image, use').length,
+                    colour: el.querySelector('rect:nth-child(2)')?.getAttribute('fill'),
+                };
+            });
+        }""",
+        logos,
+    )
+    assert len(logos) >= 2
+    # The same name draws the same picture every time; no two logos look alike.
+    assert all(d["cells"] == d["again"] for d in drawn)
+    assert len({d["cells"] for d in drawn}) == len(logos)
+    assert len({(d["cells"], d["colour"]) for d in drawn}) == len(logos)
+    # Drawn, not fetched, and never (nearly) empty.
+    assert all(d["images"] == 0 and d["filled"] >= 6 for d in drawn), drawn

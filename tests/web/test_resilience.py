@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -51,22 +55,82 @@ def test_server_restart_resumes_without_gaps_or_doubles(make_server, people: Peo
     assert order.index("before restart") < order.index("after restart 0")
 
 
+def test_a_replaced_database_makes_the_page_read_everything_again(
+    make_server: Callable[..., LiveServer], people: People, tmp_path: Path
+) -> None:
+    # SQLite whatever --database says: the test swaps the database file for an older copy,
+    # as restoring a backup does. What it checks is the page's answer to resume_gap.
+    db_file = tmp_path / "replaced.db"
+    server = make_server(DATABASE_URL=f"sqlite+aiosqlite:///{db_file}")
+    alice, bob = server.register(), server.register()
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": bob.api_key}) as http:
+        assert http.post("/messages", json={"content": "kept"}).status_code == 201
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(db_file) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)
+    a = people.open(server, alice)
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": bob.api_key}) as http:
+        for n in range(2):
+            assert http.post("/messages", json={"content": f"lost {n}"}).status_code == 201
+    expect(message(a, "lost 1")).to_have_count(1)
+
+    # The server comes back on the older database: the page's resume point is beyond its
+    # newest message, so the server answers resume_gap instead of a replay.
+    server.proc.stop()
+    expect(a.get_by_test_id("connection-state")).to_have_attribute("data-state", "reconnecting")
+    for leftover in tmp_path.glob("replaced.db*"):
+        leftover.unlink()
+    backup.rename(db_file)
+    server.proc.start()
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": bob.api_key}) as http:
+        assert http.post("/messages", json={"content": "after the restore"}).status_code == 201
+    # The page shows what the server holds now: the lost messages are gone, the new one is
+    # there once, whether it came in the history read again or live.
+    expect(message(a, "after the restore")).to_have_count(1)
+    expect(message(a, "lost 0")).to_have_count(0)
+    expect(message(a, "lost 1")).to_have_count(0)
+    expect(a.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    assert [t for t in bodies(a) if t in ("kept", "after the restore")] == [
+        "kept",
+        "after the restore",
+    ]
+    # And it goes on live from the server's new resume point.
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": bob.api_key}) as http:
+        assert http.post("/messages", json={"content": "live again"}).status_code == 201
+    expect(message(a, "live again")).to_have_count(1)
+
+
 def test_bot_posts_through_the_sdk_while_a_person_watches(
     server: LiveServer, people: People
 ) -> None:
-    person, bot_account = server.register(), server.register()
+    person = server.register()
+    # A real bot account (POST /bots), made by the person, posting through the Python SDK.
+    with httpx.Client(base_url=server.http_url) as http:
+        resp = http.post(
+            "/bots",
+            json={"username": server.unique("beeper"), "emoji": "🤖"},
+            headers={"X-API-Key": person.api_key},
+        )
+        assert resp.status_code == 201, resp.text
+        bot_account = resp.json()
     page = people.open(server, person)
-    with TokenBowlClient(api_key=bot_account.api_key, base_url=server.http_url) as bot:
+    send(page, "hello bot")
+    with TokenBowlClient(api_key=bot_account["api_key"], base_url=server.http_url) as bot:
         bot.send_message("beep: `42` is the answer, see https://example.org/docs")
-        bot.send_message("a DM for you", to_username=person.username)
-    body = page.get_by_test_id("message-body").filter(has_text="beep")
+        bot.send_message("beep again")
+    said = page.get_by_test_id("message").filter(has_text="beep:")
+    body = said.get_by_test_id("message-body")
     expect(body.locator("code")).to_have_text("42")
     expect(body.locator("a")).to_have_attribute("href", "https://example.org/docs")
-    dm_badge = page.locator(
-        f'[data-testid="conversation"][data-key="dm:{bot_account.username}"] '
-        '[data-testid="unread-badge"]'
-    )
-    expect(dm_badge).to_have_text("1")
+    # Marked as automated, with the bot's emoji as its avatar; the person's own is not.
+    expect(said).to_have_attribute("data-bot", "true")
+    expect(said.get_by_test_id("bot-tag")).to_have_text("bot")
+    expect(said.get_by_test_id("avatar")).to_have_text("🤖")
+    expect(message(page, "hello bot").get_by_test_id("bot-tag")).to_have_count(0)
+    expect(message(page, "beep again")).to_have_attribute("data-bot", "true")
+    # The people list marks the bot too.
+    bot_person = page.locator(f'[data-testid="person"][data-username="{bot_account["username"]}"]')
+    expect(bot_person.get_by_test_id("bot-tag")).to_have_count(1)
 
 
 def test_older_history_loads_on_scroll_and_keeps_the_place(

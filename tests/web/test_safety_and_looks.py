@@ -44,7 +44,9 @@ def test_xss_payloads_in_content_and_usernames_render_as_text(
     )
     expect(by_evil).to_have_count(len(PAYLOADS))
     log = page.get_by_test_id("message-list")
-    expect(log.locator("script, img, iframe, svg")).to_have_count(0)
+    # The only pictures are the page's own generated logo avatars.
+    expect(log.locator("script, img, iframe, svg:not(.avatar-art)")).to_have_count(0)
+    expect(log.get_by_test_id("message-body").locator("svg")).to_have_count(0)
     expect(page.locator("a[href^='javascript'], a[href^='data']")).to_have_count(0)
     expect(message(page, PAYLOADS[0])).to_have_count(1)  # shown verbatim
     expect(message(page, PAYLOADS[1])).to_have_count(1)
@@ -84,14 +86,20 @@ def test_profile_rename_and_key_rotation_reconnect(server: LiveServer, people: P
 
 
 def test_register_shows_the_key_once_then_chats(server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context()
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     try:
         page = context.new_page()
         page.goto(server.http_url + "/")
         page.get_by_test_id("register-username").fill(server.unique("newbie"))
         page.get_by_test_id("register-submit").click()
         expect(page.get_by_test_id("new-key")).to_be_visible()
-        assert len(page.get_by_test_id("new-key-value").inner_text()) >= 32
+        expect(page.get_by_test_id("new-key")).to_contain_text("shown only once")
+        key = page.get_by_test_id("new-key-value").inner_text()
+        assert len(key) >= 32
+        # The copy button puts exactly the key on the clipboard, and says so.
+        page.get_by_test_id("new-key-copy").click()
+        expect(page.get_by_test_id("new-key-copied")).to_have_text("Copied")
+        assert page.evaluate("() => navigator.clipboard.readText()") == key
         page.get_by_test_id("new-key-remember").check()
         page.get_by_test_id("new-key-continue").click()
         expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")

@@ -103,6 +103,18 @@ export const unreadDirect = (key) => call("/messages/direct/unread?limit=1000", 
  */
 export const unreadCount = (key) => call("/messages/unread/count", { key });
 
+/**
+ * Who has read my messages above `afterSeq`: per-reader "read up to" marks and single receipts.
+ * @param {string} key @param {number} afterSeq
+ * @returns {Promise<{
+ *   room: {read_by: string, up_to_seq: number}[],
+ *   direct: {read_by: string, up_to_seq: number}[],
+ *   receipts: {message_id: string, seq: number, read_by: string}[],
+ * }>}
+ */
+export const readMarks = (key, afterSeq) =>
+  call(`/messages/read-marks?after_seq=${Math.max(0, afterSeq)}`, { key });
+
 /** @param {string} key @param {string} username @returns {Promise<Profile>} */
 export const rename = (key, username) =>
   call("/users/me/username", { method: "PATCH", key, body: { username } });

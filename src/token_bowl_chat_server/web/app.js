@@ -182,13 +182,26 @@ function onFrame(frame) {
       if (!store.users.has(frame.username)) void refreshUsers();
       store.setOnline(frame.username, frame.online);
       break;
+    case "user_updated":
+      store.applyProfile(/** @type {any} */ (frame));
+      break;
+    case "resumed":
+      // Receipts are not replayed: ask for the marks made while the socket was down.
+      void loadReadMarks();
+      break;
     case "resume_gap":
-      // The server lost our place (a replaced database): start the history again.
+      // The server does not know our place (its database was replaced by an older one):
+      // what the page holds may no longer exist, and what was sent meanwhile was not
+      // replayed. Read everything again, as on a fresh start.
       store.messages.clear();
+      store.unread.clear();
+      store.readers.clear();
+      store.roomReadUpTo.clear();
+      store.directReadUpTo.clear();
       store.history.room = { loaded: 0, hasMore: true, loading: false };
       store.history.direct = { loaded: 0, hasMore: true, loading: false };
-      void loadOlder("room");
-      void loadOlder("direct");
+      store.changed();
+      void Promise.all([loadOlder("room"), loadOlder("direct"), loadUnread()]);
       break;
     default:
       break;
@@ -231,6 +244,24 @@ async function loadUnread() {
 }
 
 /**
+ * Read marks on my messages made before the page saw them live (before it was opened, or
+ * while the socket was down), for every message the page holds.
+ */
+async function loadReadMarks() {
+  const mine = [...store.messages.values()].filter((m) => store.isMine(m) && typeof m.seq === "number");
+  if (mine.length === 0 || !apiKey) return;
+  const oldest = Math.min(...mine.map((m) => m.seq ?? 0));
+  try {
+    const marks = await api.readMarks(apiKey, oldest - 1);
+    for (const mark of marks.room) store.addReadUpTo(mark.read_by, "room", mark.up_to_seq);
+    for (const mark of marks.direct) store.addReadUpTo(mark.read_by, "direct", mark.up_to_seq);
+    for (const receipt of marks.receipts) store.addReader(receipt.message_id, receipt.read_by);
+  } catch {
+    // The marks then come only live, as before.
+  }
+}
+
+/**
  * The next page of older history. Pages count from the newest message, and the messages
  * held are all the newest ones, so the count held is the offset.
  * @param {"room" | "direct"} which
@@ -247,6 +278,7 @@ async function loadOlder(which) {
       : await api.directHistory(apiKey, held, DIRECT_PAGE);
     store.addMessages(page.messages);
     state.hasMore = page.pagination.has_more;
+    if (page.messages.some((m) => store.isMine(m))) void loadReadMarks();
   } catch (error) {
     store.notice = `Could not load history: ${explain(error)}`;
   } finally {
@@ -406,6 +438,7 @@ byId("menu-toggle", HTMLButtonElement).addEventListener("click", () => {
   setMenu(!byId("chat", HTMLDivElement).classList.contains("menu-open"));
 });
 window.addEventListener("online", () => socket?.reconnectNow());
+window.addEventListener("offline", () => socket?.wentOffline());
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && byId("chat", HTMLDivElement).classList.contains("menu-open")) {
     setMenu(false);

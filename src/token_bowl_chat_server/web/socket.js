@@ -70,6 +70,19 @@ export class ChatSocket {
     this.open();
   }
 
+  /**
+   * The browser says the network is gone: an open socket may look alive for a long while
+   * (until a heartbeat fails), so give it up now, say "offline", and keep trying with
+   * backoff; the `online` event reconnects at once.
+   */
+  wentOffline() {
+    if (this.stopped) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.drop();
+    void this.retry(true);
+  }
+
   /** Forget the current socket without reacting to its close. */
   drop() {
     const ws = this.ws;

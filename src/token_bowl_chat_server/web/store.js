@@ -245,6 +245,75 @@ export class Store {
     return [...this.typing.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
   }
 
+  /**
+   * Someone's public profile changed (a `user_updated` frame): everything kept under their
+   * old name moves to the new one, and their messages show the new name and logo.
+   * @param {{user_id: string, username: string, previous_username: string, role: string,
+   *   logo?: string | null, emoji?: string | null, bot?: boolean, viewer?: boolean}} update
+   */
+  applyProfile(update) {
+    const before = update.previous_username;
+    const after = update.username;
+    const logo = update.logo ?? null;
+    const emoji = update.emoji ?? null;
+    if (this.me && this.me.id === update.user_id) {
+      this.me = { ...this.me, username: after, logo, emoji };
+    }
+    const known = this.users.get(before);
+    this.users.delete(before);
+    this.users.set(after, {
+      ...known,
+      id: update.user_id,
+      username: after,
+      role: update.role,
+      logo,
+      emoji,
+      bot: Boolean(update.bot),
+      viewer: Boolean(update.viewer),
+    });
+    for (const m of this.messages.values()) {
+      if (m.from_user_id === update.user_id) {
+        m.from_username = after;
+        m.from_user_logo = logo;
+        m.from_user_emoji = emoji;
+        m.from_user_bot = Boolean(update.bot);
+      }
+      if (m.to_user_id === update.user_id) m.to_username = after;
+    }
+    if (before !== after) this.renameKeys(before, after);
+    this.changed();
+  }
+
+  /** Move what is kept by username from one name to another. @param {string} before @param {string} after */
+  renameKeys(before, after) {
+    const oldKey = dmKey(before);
+    const newKey = dmKey(after);
+    /** @param {string} key */
+    const moved = (key) => (key === oldKey ? newKey : key);
+    if (this.online.delete(before)) this.online.add(after);
+    if (this.partners.delete(before)) this.partners.add(after);
+    for (const out of this.outgoing.values()) if (out.toUsername === before) out.toUsername = after;
+    for (const entry of this.unread.values()) entry.key = moved(entry.key);
+    this.typing = new Map(
+      [...this.typing].map(([k, expiry]) => {
+        const split = k.lastIndexOf("|");
+        const who = k.slice(split + 1);
+        return [`${moved(k.slice(0, split))}|${who === before ? after : who}`, expiry];
+      }),
+    );
+    for (const names of this.readers.values()) {
+      if (names.delete(before)) names.add(after);
+    }
+    for (const marks of [this.roomReadUpTo, this.directReadUpTo]) {
+      const seq = marks.get(before);
+      if (seq !== undefined) {
+        marks.delete(before);
+        marks.set(after, Math.max(seq, marks.get(after) ?? -1));
+      }
+    }
+    this.current = moved(this.current);
+  }
+
   /** @param {string} username @param {boolean} online */
   setOnline(username, online) {
     if (online) this.online.add(username);

@@ -27,10 +27,9 @@ export function make(tag, props = {}) {
   return el;
 }
 
-/** The avatar's letter: the emoji of a bot, else the first letter of the name. */
-/** @param {string} username @param {string | null | undefined} emoji */
-export function avatar(username, emoji) {
-  const el = make("span", { className: "avatar", text: emoji || username.slice(0, 1).toUpperCase() });
-  el.setAttribute("aria-hidden", "true");
+/** The mark on what a bot says or is: automated, not a person. */
+export function botTag() {
+  const el = make("span", { className: "tag bot", text: "bot", testid: "bot-tag" });
+  el.title = "Automated: a bot, not a person";
   return el;
 }

@@ -4,7 +4,8 @@
 
 import { renderMarkdown } from "../markdown.js";
 import { ROOM } from "../store.js";
-import { avatar, byId, make } from "./dom.js";
+import { avatar } from "./avatar.js";
+import { botTag, byId, make } from "./dom.js";
 
 /** @typedef {import("../store.js").Store} Store */
 /** @typedef {import("../store.js").Outgoing} Outgoing */
@@ -47,14 +48,15 @@ export function messagesView(store, actions) {
   }
 
   /**
-   * @param {string} author @param {string | null | undefined} emoji @param {string} content
-   * @param {boolean} mine @param {boolean} bot @param {string} when
+   * @param {{username: string, logo?: string | null, emoji?: string | null}} author
+   * @param {string} content @param {boolean} mine @param {boolean} bot @param {string} when
    */
-  function build(author, emoji, content, mine, bot, when) {
+  function build(author, content, mine, bot, when) {
     const li = make("li", { className: mine ? "message mine" : "message", testid: "message" });
+    if (bot) li.dataset.bot = "true";
     const meta = make("div", { className: "meta" });
-    meta.append(avatar(author, emoji), make("span", { className: "author", text: author, testid: "message-author" }));
-    if (bot) meta.appendChild(make("span", { className: "tag", text: "bot" }));
+    meta.append(avatar(author), make("span", { className: "author", text: author.username, testid: "message-author" }));
+    if (bot) meta.appendChild(botTag());
     const time = make("time", { text: when ? new Date(when).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "" });
     if (when) time.dateTime = when;
     meta.appendChild(time);
@@ -92,10 +94,18 @@ export function messagesView(store, actions) {
       live.add(m.id);
       let li = rendered.get(m.id);
       const mine = store.isMine(m);
+      // Rebuilt when its author changed name or logo (a user_updated frame).
+      const looks = JSON.stringify([m.from_username, m.from_user_logo, m.from_user_emoji, m.from_user_bot]);
+      if (li && li.dataset.looks !== looks) {
+        li.remove();
+        li = undefined;
+      }
       if (!li) {
-        li = build(m.from_username, m.from_user_emoji, m.content, mine, Boolean(m.from_user_bot), m.timestamp);
+        const author = { username: m.from_username, logo: m.from_user_logo, emoji: m.from_user_emoji };
+        li = build(author, m.content, mine, Boolean(m.from_user_bot), m.timestamp);
         li.dataset.id = m.id;
         li.dataset.seq = String(m.seq ?? "");
+        li.dataset.looks = looks;
         rendered.set(m.id, li);
       }
       if (mine) {
@@ -109,7 +119,7 @@ export function messagesView(store, actions) {
       live.add(id);
       let li = rendered.get(id);
       if (!li) {
-        li = build(store.me?.username ?? "", null, out.content, true, false, "");
+        li = build({ username: store.me?.username ?? "", logo: store.me?.logo }, out.content, true, false, "");
         li.dataset.clientId = out.clientId;
         rendered.set(id, li);
       }

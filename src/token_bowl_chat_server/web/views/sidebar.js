@@ -2,7 +2,8 @@
 // live presence. Clicking a conversation or a person calls `open`.
 
 import { ROOM, dmKey } from "../store.js";
-import { avatar, byId, make } from "./dom.js";
+import { avatar } from "./avatar.js";
+import { botTag, byId, make } from "./dom.js";
 
 /** @typedef {import("../store.js").Store} Store */
 
@@ -52,7 +53,7 @@ export function sidebarView(store, actions) {
     const state = JSON.stringify([
       store.current,
       [ROOM, ...partners].map((name) => [name, store.unreadIn(name === ROOM ? ROOM : dmKey(name))]),
-      everyone.map((u) => [u.username, u.emoji, u.bot]),
+      everyone.map((u) => [u.username, u.logo, u.emoji, u.bot]),
       [...store.online].sort(),
     ]);
     if (state === shown) return;
@@ -79,8 +80,8 @@ export function sidebarView(store, actions) {
         button.setAttribute("aria-label", `${user.username}, ${online ? "online" : "offline"}: open a direct conversation`);
         const dot = make("span", { className: online ? "dot online" : "dot" });
         dot.setAttribute("aria-hidden", "true");
-        button.append(dot, avatar(user.username, user.emoji), make("span", { className: "label", text: user.username }));
-        if (user.bot) button.appendChild(make("span", { className: "tag", text: "bot" }));
+        button.append(dot, avatar(user), make("span", { className: "label", text: user.username }));
+        if (user.bot) button.appendChild(botTag());
         button.addEventListener("click", () => actions.open(dmKey(user.username)));
         li.appendChild(button);
         return li;
