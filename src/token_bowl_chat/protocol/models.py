@@ -534,12 +534,25 @@ def _check_message_ids(value: list[str] | None) -> list[str] | None:
     return value
 
 
+# What _check_message_ids accepts, for the OpenAPI document: UUID strings.
+MessageIdList = Annotated[
+    list[Text],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "format": "uuid"},
+            "maxItems": MAX_CONVERSATION_MESSAGES,
+        }
+    ),
+]
+
+
 class CreateConversationRequest(_Wire):
     title: Text | None = Field(default=None, min_length=1, max_length=MAX_CONVERSATION_TITLE_LENGTH)
     description: Text | None = Field(
         default=None, min_length=1, max_length=MAX_CONVERSATION_DESCRIPTION_LENGTH
     )
-    message_ids: list[Text] = Field(default_factory=list, max_length=MAX_CONVERSATION_MESSAGES)
+    message_ids: MessageIdList = Field(default_factory=list, max_length=MAX_CONVERSATION_MESSAGES)
 
     _ids = field_validator("message_ids")(_check_message_ids)
 
@@ -551,7 +564,7 @@ class UpdateConversationRequest(_Wire):
     description: Text | None = Field(
         default=None, min_length=1, max_length=MAX_CONVERSATION_DESCRIPTION_LENGTH
     )
-    message_ids: list[Text] | None = Field(default=None, max_length=MAX_CONVERSATION_MESSAGES)
+    message_ids: MessageIdList | None = Field(default=None, max_length=MAX_CONVERSATION_MESSAGES)
 
     _ids = field_validator("message_ids")(_check_message_ids)
 
