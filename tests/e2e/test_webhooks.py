@@ -474,3 +474,28 @@ async def test_sdk_clients_show_the_secret_rotate_it_and_read_deliveries(
         WebhookDeliveryOutcome.DELIVERED,
         1,
     )
+
+
+async def test_a_url_set_by_an_admin_is_unsigned_until_its_owner_rotates(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    sender, owner = server.register(), server.register()
+    old = webhook_secret(server, owner, receiver.url("/before"))
+    resp = httpx.patch(
+        f"{server.http_url}/admin/users/{owner.id}",
+        json={"webhook_url": receiver.url("/after")},
+        headers={"X-API-Key": server.admin.api_key},
+    )
+    assert resp.status_code == 200, resp.text
+    await post_message(server, sender, "one", to=owner.username)
+    (hit,) = await receiver.wait_for("/after", 1)
+    assert "x-token-bowl-signature" not in hit.headers  # the old URL's secret is not used
+    assert hit.headers["x-token-bowl-delivery"]
+
+    resp = httpx.post(
+        f"{server.http_url}/users/me/webhook/secret", headers={"X-API-Key": owner.api_key}
+    )
+    new = resp.json()["webhook_secret"]
+    await post_message(server, sender, "two", to=owner.username)
+    hits = await receiver.wait_for("/after", 2)
+    assert verify(new, hits[1]) and not verify(old, hits[1])

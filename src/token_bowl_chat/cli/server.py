@@ -90,8 +90,9 @@ def serve(
     webhook_workers: Annotated[
         int | None, _opt("webhook-workers", "Webhook worker tasks (4).")
     ] = None,
-    webhook_secret: Annotated[
-        str | None, _opt("webhook-secret", "Sign webhook bodies with HMAC-SHA256.", "SECRET")
+    webhook_allow_private: Annotated[
+        bool | None,
+        _opt("webhook-allow-private", "Let webhooks reach loopback and private addresses."),
     ] = None,
     webhook_shutdown_grace: Annotated[
         float | None, _opt("webhook-shutdown-grace", "Seconds for deliveries at shutdown (2).")
@@ -141,7 +142,7 @@ def serve(
         "webhook_backoff": webhook_backoff,
         "webhook_queue_size": webhook_queue_size,
         "webhook_workers": webhook_workers,
-        "webhook_secret": webhook_secret,
+        "webhook_allow_private": webhook_allow_private,
         "webhook_shutdown_grace": webhook_shutdown_grace,
     }
     for name, value in environment.items():

@@ -75,4 +75,8 @@ def update_values(current: User, given: Mapping[str, Any]) -> dict[str, Any]:
     if values.get("logo") is not None and not allowed(role, Action.USE_LOGO):
         raise InvalidInput("Bots can only use emoji for avatars, not logos")
     values.update(role_values(current, role))
+    if "webhook_url" in values and values["webhook_url"] != current.webhook_url:
+        # A signing secret belongs to the URL it was shown for: a URL an admin sets goes
+        # unsigned until its owner sets it or rotates the secret (nobody has seen a new one).
+        values["webhook_secret"] = None
     return values
