@@ -357,6 +357,14 @@ class ClientCore:
         path = f"/messages/{_segment('message_id', message_id)}"
         return Call("GET", path, _model(MessageResponse))
 
+    def edit_message(self, message_id: str, content: str) -> Call[MessageResponse]:
+        path = f"/messages/{_segment('message_id', message_id)}"
+        return Call("PATCH", path, _model(MessageResponse), json={"content": content})
+
+    def delete_message(self, message_id: str) -> Call[None]:
+        path = f"/messages/{_segment('message_id', message_id)}"
+        return Call("DELETE", path, _nothing, expects_body=False)
+
     def get_unread_messages(self, limit: int, offset: int) -> Call[list[MessageResponse]]:
         return Call("GET", "/messages/unread", _messages, params=_page(limit, offset))
 

@@ -83,6 +83,7 @@ _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.NOT_FOUND: NotFoundError,
     ErrorCode.USER_NOT_FOUND: NotFoundError,
     ErrorCode.MESSAGE_NOT_FOUND: NotFoundError,
+    ErrorCode.MESSAGE_DELETED: NotFoundError,
     ErrorCode.CONVERSATION_NOT_FOUND: NotFoundError,
     ErrorCode.NOT_FOUND_ROUTE: NotFoundError,
     ErrorCode.METHOD_NOT_ALLOWED: TokenBowlError,

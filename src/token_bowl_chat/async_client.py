@@ -195,6 +195,17 @@ class AsyncTokenBowlClient:
     async def get_unread_count(self) -> UnreadCountResponse:
         return await self._send(self._core.get_unread_count())
 
+    async def edit_message(self, message_id: str, content: str) -> MessageResponse:
+        """Replace the content of your own message (an admin: anyone's); returns it as it now
+        reads, with ``edited_at``. Raises ``PermissionDeniedError`` for someone else's message,
+        ``NotFoundError`` for an unknown or deleted one (code ``message_deleted``)."""
+        return await self._send(self._core.edit_message(message_id, content))
+
+    async def delete_message(self, message_id: str) -> None:
+        """Delete your own message (an admin: anyone's): it leaves history, unread lists and
+        counts. Raises like :meth:`edit_message`; deleting twice is ``NotFoundError``."""
+        return await self._send(self._core.delete_message(message_id))
+
     async def mark_message_read(self, message_id: str) -> None:
         """Mark one message read (a no-op if it already is). Raises ``NotFoundError``."""
         return await self._send(self._core.mark_message_read(message_id))

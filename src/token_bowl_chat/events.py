@@ -26,6 +26,24 @@ class MessageEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageEditedEvent:
+    """A message you can see was edited (``on_message_edited``): ``message`` is it as it now
+    reads, with ``edited_at`` set. Each edit appears once, in order with the messages, also
+    when it happened while you were disconnected (replayed on resume)."""
+
+    message: MessageResponse
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeletedEvent:
+    """A message you can see was deleted (``on_message_deleted``); drop it from what you
+    show. Also what ``TokenBowlWebSocket.delete_message`` returns."""
+
+    message_id: str
+    deleted_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReadReceiptEvent:
     """Someone read a message you sent (``on_read_receipt``)."""
 
@@ -89,6 +107,8 @@ class ErrorEvent:
 
 Event = (
     MessageEvent
+    | MessageEditedEvent
+    | MessageDeletedEvent
     | ReadReceiptEvent
     | UnreadCountEvent
     | TypingEvent
@@ -103,6 +123,8 @@ __all__ = [
     "DisconnectedEvent",
     "ErrorEvent",
     "Event",
+    "MessageDeletedEvent",
+    "MessageEditedEvent",
     "MessageEvent",
     "ReadReceiptEvent",
     "TypingEvent",

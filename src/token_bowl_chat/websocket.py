@@ -59,6 +59,8 @@ from token_bowl_chat.events import (
     DisconnectedEvent,
     ErrorEvent,
     Event,
+    MessageDeletedEvent,
+    MessageEditedEvent,
     MessageEvent,
     ReadReceiptEvent,
     TypingEvent,
@@ -117,6 +119,9 @@ _REPLY_TYPES = frozenset(
 )
 # Frames the server pushes by itself, each becoming an event: these need buffer room.
 _PUSH_TYPES = frozenset({"read_receipt", "read_up_to", "typing", "typing_stopped"})
+# Both a reply (to edit_message / delete_message: it echoes the request_id) and, from our
+# server, a push with its own seq (replayed on resume like a message).
+_EDIT_TYPES = frozenset({"message_edited", "message_deleted"})
 
 
 class _Dropped(Exception):
@@ -170,6 +175,7 @@ class TokenBowlWebSocket:
     ``http://localhost:8000``. Callbacks receive the documented arguments:
     ``on_message(msg)``, ``on_read_receipt(message_id, read_by)``, ``on_unread_count(count)``,
     ``on_typing(username, to_username)``, ``on_typing_stopped(username, to_username)``,
+    ``on_message_edited(msg)`` (the message as it now reads), ``on_message_deleted(message_id)``,
     ``on_connect()``, ``on_disconnect()``, ``on_error(error)``. ``on_connect`` and
     ``on_disconnect`` fire for every connection and every drop.
 
@@ -200,6 +206,8 @@ class TokenBowlWebSocket:
         on_disconnect: Callback | None = None,
         on_error: Callback | None = None,
         on_typing_stopped: Callback | None = None,
+        on_message_edited: Callback | None = None,
+        on_message_deleted: Callback | None = None,
         reconnect: bool = True,
         reconnect_initial_delay: float = 0.5,
         reconnect_max_delay: float = 30.0,
@@ -218,6 +226,8 @@ class TokenBowlWebSocket:
         self.on_unread_count = on_unread_count
         self.on_typing = on_typing
         self.on_typing_stopped = on_typing_stopped
+        self.on_message_edited = on_message_edited
+        self.on_message_deleted = on_message_deleted
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.on_error = on_error
@@ -407,6 +417,42 @@ class TokenBowlWebSocket:
         if reply.get("type") == "error":
             raise error_from_frame(reply)
         return MessageResponse.model_validate(reply["message"])
+
+    async def edit_message(self, message_id: str, content: str) -> MessageResponse:
+        """Replace the content of a message you sent (an admin: anyone's); returns the message
+        as it now reads (``edited_at`` set). Everyone who can see it gets
+        ``on_message_edited``, your own connections included. Raises ``ValueError`` for
+        empty or over-long content or when not connected, ``NotFoundError`` for an unknown
+        or deleted message (code ``message_deleted``), ``PermissionDeniedError`` for someone
+        else's message. Needs our server (an upstream one answers ``unknown_type``)."""
+        if not isinstance(content, str) or not content:
+            raise ValueError("content must be a non-empty string")
+        if len(content) > MAX_CONTENT_LENGTH:
+            raise ValueError(f"content must be at most {MAX_CONTENT_LENGTH} characters")
+        reply = await self._request(
+            {"type": "edit_message", "message_id": message_id, "content": content}
+        )
+        if reply.get("type") == "error":
+            raise error_from_frame(reply)
+        return MessageResponse.model_validate(reply["message"])
+
+    async def delete_message(self, message_id: str) -> MessageDeletedEvent:
+        """Delete a message you sent (an admin: anyone's); it leaves history and everyone's
+        unread counts, and everyone who can see it gets ``on_message_deleted``. Returns what
+        the server confirmed. Raises as :meth:`edit_message`; a second delete is
+        ``NotFoundError`` with code ``message_deleted``. Not resent after a reconnect (a
+        delete that went through would then be refused): a drop before the reply raises
+        ``NetworkError``, and the message may or may not be deleted."""
+        reply = await self._request(
+            {"type": "delete_message", "message_id": message_id}, resend=False
+        )
+        if reply.get("type") == "error":
+            raise error_from_frame(reply)
+        deleted_at = reply.get("deleted_at")
+        return MessageDeletedEvent(
+            str(reply.get("message_id", message_id)),
+            deleted_at if isinstance(deleted_at, str) else None,
+        )
 
     async def mark_message_read(self, message_id: str) -> None:
         """Mark one message read; its author gets a read receipt. An error answer (say, an
@@ -729,7 +775,8 @@ class TokenBowlWebSocket:
         return False
 
     def _set_aside(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") is not None:  # a message is fetched again by the resume
+        # Messages, edits and deletes are fetched again by the resume; the rest is lost.
+        if frame.get("type") not in (None, *_EDIT_TYPES):
             self._skipped += 1
 
     def _report_skipped(self) -> None:
@@ -769,6 +816,8 @@ class TokenBowlWebSocket:
             return "from_username" in frame and "content" in frame
         if kind in _PUSH_TYPES:
             return True
+        if kind in _EDIT_TYPES:
+            return self._supports_resume and "request_id" not in frame
         # Our server pushes counts without a request id; upstream's are all replies.
         return kind == "unread_count" and self._supports_resume and "request_id" not in frame
 
@@ -779,6 +828,10 @@ class TokenBowlWebSocket:
         elif kind == "ping":
             with contextlib.suppress(NetworkError):
                 await self._send({"type": "pong"})
+        elif kind in _EDIT_TYPES and not self._is_push(frame):
+            self._on_reply(frame)
+        elif kind in _EDIT_TYPES:
+            self._on_edit_event(frame)
         elif kind in _REPLY_TYPES or (kind is None and frame.get("status") == "marked_read"):
             self._on_reply(frame)
         elif kind == "read_receipt":
@@ -839,6 +892,23 @@ class TokenBowlWebSocket:
         for key in self._typing.stop_typist(message.from_username, target):
             self._emit(TypingStoppedEvent(*key))
         self._emit(MessageEvent(message))
+
+    def _on_edit_event(self, frame: dict[str, Any]) -> None:
+        """A pushed or replayed edit or delete: once each (by its seq), in seq order."""
+        seq = frame.get("seq")
+        if isinstance(seq, int):
+            self._advance(seq)
+            if not self._recent.first_time(f"event:{seq}"):
+                return
+        if frame["type"] == "message_edited":
+            self._emit(MessageEditedEvent(MessageResponse.model_validate(frame["message"])))
+        else:
+            deleted_at = frame.get("deleted_at")
+            self._emit(
+                MessageDeletedEvent(
+                    str(frame["message_id"]), deleted_at if isinstance(deleted_at, str) else None
+                )
+            )
 
     def _on_reply(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -945,6 +1015,10 @@ class TokenBowlWebSocket:
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, MessageEvent):
             await self._call(self.on_message, event.message)
+        elif isinstance(event, MessageEditedEvent):
+            await self._call(self.on_message_edited, event.message)
+        elif isinstance(event, MessageDeletedEvent):
+            await self._call(self.on_message_deleted, event.message_id)
         elif isinstance(event, ReadReceiptEvent):
             await self._call(self.on_read_receipt, event.message_id, event.read_by)
         elif isinstance(event, UnreadCountEvent):

@@ -19,6 +19,7 @@ from token_bowl_chat_server.api.rest import (
     accounts,
     admin_users,
     health,
+    message_edits,
     messages,
     metrics,
     read_marks,
@@ -34,6 +35,7 @@ from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
+from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
@@ -45,6 +47,7 @@ from token_bowl_chat_server.services.webhook_transport import CheckedTransport
 from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.edits import SqlEditStore
 from token_bowl_chat_server.storage.messages import SqlMessageStore
 from token_bowl_chat_server.storage.read_marks import SqlReadMarkStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
@@ -90,6 +93,16 @@ async def build_services(settings: Settings) -> Services:
         workers=settings.webhook_workers,
         shutdown_grace=settings.webhook_shutdown_grace,
     )
+    edit_store = SqlEditStore(db)
+    message_service = MessageService(
+        user_store,
+        message_store,
+        broker,
+        typing,
+        settings.write_batch_max,
+        webhooks=webhooks.enqueue,
+        limiter=RateLimiter(settings.send_rate, settings.send_burst),
+    )
     return Services(
         settings=settings,
         db=db,
@@ -100,22 +113,14 @@ async def build_services(settings: Settings) -> Services:
             registrations=RateLimiter(settings.register_rate, settings.register_burst),
             profile_changed=profile_announcer(broker.publish),
         ),
-        messages=MessageService(
-            user_store,
-            message_store,
-            broker,
-            typing,
-            settings.write_batch_max,
-            webhooks=webhooks.enqueue,
-            limiter=RateLimiter(settings.send_rate, settings.send_burst),
-        ),
+        messages=message_service,
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
         typing=typing,
         webhooks=webhooks,
         webhook_setup=WebhookSetup(
             webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
         ),
-        resume=ResumeService(message_store, settings.heartbeat_interval),
+        resume=ResumeService(message_store, settings.heartbeat_interval, edit_store),
         admin=AdminService(
             user_store,
             SqlUserAdminStore(db),
@@ -126,6 +131,7 @@ async def build_services(settings: Settings) -> Services:
             profile_changed=profile_announcer(broker.publish),
         ),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
+        edits=EditService(edit_store, broker, message_service.publish_order),
     )
 
 
@@ -182,6 +188,7 @@ def create_app(settings: Settings) -> FastAPI:
         # Before messages: GET /messages/{message_id} would take /messages/read-marks.
         read_marks.router,
         messages.router,
+        message_edits.router,
         users.router,
         admin_users.router,
         webhook_router,

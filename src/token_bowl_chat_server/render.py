@@ -40,6 +40,7 @@ def message(msg: Message) -> MessageResponse:
         ),
         timestamp=iso(msg.created_at),
         seq=msg.seq,
+        edited_at=iso(msg.edited_at) if msg.edited_at is not None else None,
     )
 
 

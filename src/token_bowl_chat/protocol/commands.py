@@ -194,6 +194,23 @@ class Typing(Command):
     to_username: Str | None = None
 
 
+class EditMessage(Command):
+    """Extension: replace the content of a message (the author's own; an admin's any)."""
+
+    TYPE = "edit_message"
+    type: Literal["edit_message"] = "edit_message"
+    message_id: Str | None = None
+    content: Str | None = None
+
+
+class DeleteMessage(Command):
+    """Upstream's admin-only delete; with us an author may delete their own messages too."""
+
+    TYPE = "delete_message"
+    type: Literal["delete_message"] = "delete_message"
+    message_id: Str | None = None
+
+
 class Pong(Command):
     TYPE = "pong"
     type: Literal["pong"] = "pong"
@@ -230,6 +247,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         Typing,
         Pong,
         Ping,
+        EditMessage,
+        DeleteMessage,
     )
 }
 

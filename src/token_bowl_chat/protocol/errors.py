@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     USER_NOT_FOUND = "user_not_found"
     MESSAGE_NOT_FOUND = "message_not_found"
+    # the message was deleted: editing or deleting it again changes nothing (404)
+    MESSAGE_DELETED = "message_deleted"
     CONVERSATION_NOT_FOUND = "conversation_not_found"
     USERNAME_TAKEN = "username_taken"
     RECIPIENT_IS_VIEWER = "recipient_is_viewer"

@@ -230,6 +230,32 @@ class ResumeGap(Event):
     last_seq: int
 
 
+class MessageEdited(Reply):
+    """Extension: a message's content was replaced. Pushed to every extended connection that
+    can see the message (room: everyone, the editor's too; DM: both parties), and the reply
+    to ``edit_message`` (with its ``request_id``). ``seq`` is the edit's own place in the
+    message sequence: a resuming client gets it replayed in order. The message is nested,
+    never spread at the top level, where a legacy client would take it for a new message.
+    """
+
+    type: Literal["message_edited"] = "message_edited"
+    message: MessageResponse
+    edited_at: str
+    seq: int
+
+
+class MessageDeleted(Reply):
+    """A message was deleted. As upstream's reply to ``delete_message`` it is just
+    ``{"type", "message_id"}``; as our push (extension, to every extended connection that
+    can see the message, like :class:`MessageEdited`) and our reply to an extended
+    connection it also carries the delete's ``seq`` and ``deleted_at``."""
+
+    type: Literal["message_deleted"] = "message_deleted"
+    message_id: str
+    seq: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    deleted_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
 ServerEvent = (
     MessageResponse
     | MessageSent
@@ -252,6 +278,8 @@ ServerEvent = (
     | Hello
     | Resumed
     | ResumeGap
+    | MessageEdited
+    | MessageDeleted
 )
 
 _TYPED: dict[str, type[BaseModel]] = {
@@ -276,6 +304,8 @@ _TYPED: dict[str, type[BaseModel]] = {
     "hello": Hello,
     "resumed": Resumed,
     "resume_gap": ResumeGap,
+    "message_edited": MessageEdited,
+    "message_deleted": MessageDeleted,
 }
 
 

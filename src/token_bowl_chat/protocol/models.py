@@ -147,6 +147,9 @@ class MessageResponse(_Wire):
     description: str = ""
     timestamp: str
     seq: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    # Extension: when the content was last edited (same format as ``timestamp``); absent on a
+    # message never edited, and from upstream servers.
+    edited_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def timestamp_dt(self) -> datetime:
@@ -162,6 +165,12 @@ class SendMessageRequest(_Wire):
     client_message_id: Text | None = Field(
         default=None, min_length=1, max_length=128, exclude_if=lambda v: v is None
     )
+
+
+class EditMessageRequest(_Wire):
+    """``PATCH /messages/{id}`` (extension): the author's new content."""
+
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_LENGTH)
 
 
 class PaginationMetadata(_Wire):

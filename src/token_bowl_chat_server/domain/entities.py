@@ -71,6 +71,7 @@ class Message:
     content: str
     created_at: int  # microseconds since the epoch
     client_message_id: str | None = None
+    edited_at: int | None = None  # microseconds since the epoch; None: never edited
 
     @property
     def message_type(self) -> MessageType:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -88,8 +89,12 @@ class MessageService:
         # database); if so, nobody delivered them, and the sender's retry with the same
         # client id, which finds one stored, must. Only the newest are kept.
         self._unconfirmed: OrderedDict[str, bool] = OrderedDict()
+        # Held from a commit that takes seqs to the publishing of what it stored; edits and
+        # deletes (services/edits.py), which take seqs too, hold it as well, so every
+        # connection gets messages and edit events in seq order.
+        self.publish_order = asyncio.Lock()
         self._writer: Batcher[NewMessage, Appended] = Batcher(
-            self._commit_and_publish,
+            self._flush_in_order,
             max_batch,
             # An unavailable database fails every message alike: no use retrying them apart.
             isolate=lambda exc: not isinstance(exc, StorageUnavailable),
@@ -160,6 +165,10 @@ class MessageService:
                 except Exception:
                     logger.exception("publishing stored message %s failed", result.message.id)
         return results
+
+    async def _flush_in_order(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        async with self.publish_order:
+            return await self._commit_and_publish(batch)
 
     def _remember_unconfirmed(self, batch: Sequence[NewMessage]) -> None:
         # Without a client id a retry is a new message, so only these can be found again.

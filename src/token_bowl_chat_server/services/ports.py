@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User
 from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.realtime.connection import Connection
+from token_bowl_chat_server.storage.edits import Found, MessageEvent
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
 from token_bowl_chat_server.storage.reads import NewlyRead
 
@@ -45,6 +46,17 @@ class ReadStore(Protocol):
         self, user_id: str, from_user_id: str, now: int
     ) -> list[NewlyRead]: ...
     async def mark_all_read(self, user_id: str) -> list[NewlyRead]: ...
+
+
+class EditStore(Protocol):
+    async def find(self, message_id: str) -> Found | None: ...
+    async def edit(
+        self, message: Message, content: str, actor_id: str, now: int
+    ) -> MessageEvent | None: ...
+    async def delete(self, message: Message, actor_id: str, now: int) -> MessageEvent | None: ...
+    async def events_after(
+        self, user_id: str, after_seq: int, limit: int
+    ) -> list[MessageEvent]: ...
 
 
 class Publisher(Protocol):

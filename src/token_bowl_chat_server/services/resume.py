@@ -18,7 +18,9 @@ from token_bowl_chat.protocol.events import Hello, Resumed, ResumeGap, encode_ev
 from token_bowl_chat.protocol.version import PROTOCOL_VERSION
 from token_bowl_chat_server import render
 from token_bowl_chat_server.domain.entities import User
-from token_bowl_chat_server.services.ports import MessageStore
+from token_bowl_chat_server.services.edits import deleted_frame, edited_frame
+from token_bowl_chat_server.services.ports import EditStore, MessageStore
+from token_bowl_chat_server.storage.edits import EventKind, MessageEvent
 
 REPLAY_PAGE = 500
 
@@ -35,8 +37,12 @@ class ReplayTarget(Protocol):
 
 
 class ResumeService:
-    def __init__(self, messages: MessageStore, heartbeat_interval: float) -> None:
+    def __init__(
+        self, messages: MessageStore, heartbeat_interval: float, edits: EditStore | None = None
+    ) -> None:
         self.messages = messages
+        # Edits and deletes are replayed too, interleaved by seq, to extended connections.
+        self.edits = edits
         self.heartbeat_interval = heartbeat_interval
         self.resumes = 0  # connections that resumed from a seq
         self.replayed = 0  # messages those replays sent
@@ -73,13 +79,12 @@ class ResumeService:
             return
         cursor, replayed = since_seq, 0
         while True:
-            page = await self.messages.delivered_after(user.id, cursor, REPLAY_PAGE)
-            for message in page:
-                await conn.replay(encode_event(render.message(message)))
+            page, more = await self._page(user, cursor, conn.extended)
+            for seq, text in page:
+                await conn.replay(text)
+                cursor = seq
             replayed += len(page)
-            if page:
-                cursor = page[-1].seq
-            if len(page) < REPLAY_PAGE:
+            if not more:
                 break
         self.resumes += 1
         self.replayed += replayed
@@ -91,3 +96,27 @@ class ResumeService:
         last_seq = max(last_seq, cursor)
         resumed = Resumed(since_seq=since_seq, replayed=replayed, last_seq=last_seq)
         await conn.end_replay(cursor, encode_event(resumed) if conn.extended else None)
+
+    async def _page(
+        self, user: User, after: int, extended: bool
+    ) -> tuple[list[tuple[int, str]], bool]:
+        """The next frames to replay after ``after`` as ``(seq, text)`` in seq order, and
+        whether more may follow. Messages and (for extended connections) edit and delete
+        events come from two queries of up to a page each; the first page's worth of the two
+        merged is exact, since each holds every item of its kind below the other's last."""
+        messages = await self.messages.delivered_after(user.id, after, REPLAY_PAGE)
+        frames = [(m.seq, encode_event(render.message(m))) for m in messages]
+        more = len(messages) == REPLAY_PAGE
+        if self.edits is not None and extended:
+            events = await self.edits.events_after(user.id, after, REPLAY_PAGE)
+            frames += [(e.seq, _event_text(e)) for e in events]
+            frames.sort(key=lambda frame: frame[0])
+            more = more or len(events) == REPLAY_PAGE or len(frames) > REPLAY_PAGE
+            del frames[REPLAY_PAGE:]
+        return frames, more
+
+
+def _event_text(event: MessageEvent) -> str:
+    if event.kind is EventKind.EDITED:
+        return encode_event(edited_frame(event))
+    return encode_event(deleted_frame(event))

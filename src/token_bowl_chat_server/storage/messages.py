@@ -42,7 +42,11 @@ MESSAGE_COLUMNS = (
     messages.c.content,
     messages.c.created_at,
     messages.c.client_message_id,
+    messages.c.edited_at,
 )
+
+# Deleted messages stay as tombstones (storage/edits.py); every listing and lookup skips them.
+NOT_DELETED = messages.c.deleted_at.is_(None)
 
 
 def select_messages() -> Select[Any]:
@@ -68,6 +72,7 @@ def message_from_row(row: RowMapping) -> Message:
         content=row["content"],
         created_at=row["created_at"],
         client_message_id=row["client_message_id"],
+        edited_at=row["edited_at"],
     )
 
 
@@ -256,7 +261,11 @@ class SqlMessageStore:
     async def by_id(self, message_id: str) -> Message | None:
         async with self.db.read() as conn:
             row = (
-                (await conn.execute(select_messages().where(messages.c.id == message_id)))
+                (
+                    await conn.execute(
+                        select_messages().where(messages.c.id == message_id, NOT_DELETED)
+                    )
+                )
                 .mappings()
                 .first()
             )
@@ -284,7 +293,7 @@ class SqlMessageStore:
         self, limit: int, offset: int, since: int | None
     ) -> tuple[list[Message], int]:
         """Room messages, newest first, with the total that match ``since``."""
-        where = messages.c.message_type == MessageType.ROOM.value
+        where = and_(messages.c.message_type == MessageType.ROOM.value, NOT_DELETED)
         if since is not None:
             return await self._page(and_(where, messages.c.created_at > since), limit, offset)
         # The whole room: its size is a counter kept with every insert, no count(*) needed.
@@ -298,6 +307,7 @@ class SqlMessageStore:
         where = and_(
             messages.c.message_type == MessageType.DIRECT.value,
             or_(messages.c.from_user_id == user_id, messages.c.to_user_id == user_id),
+            NOT_DELETED,
         )
         if since is not None:
             where = and_(where, messages.c.created_at > since)
@@ -313,7 +323,7 @@ class SqlMessageStore:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select_messages()
-                .where(messages.c.seq > after_seq, delivered_to(user_id))
+                .where(messages.c.seq > after_seq, delivered_to(user_id), NOT_DELETED)
                 .order_by(messages.c.seq)
                 .limit(limit)
             )

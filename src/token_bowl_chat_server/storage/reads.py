@@ -13,7 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from token_bowl_chat.protocol.models import MessageType
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts
 from token_bowl_chat_server.storage.database import Database
-from token_bowl_chat_server.storage.messages import message_from_row, select_messages
+from token_bowl_chat_server.storage.messages import (
+    NOT_DELETED,
+    message_from_row,
+    select_messages,
+)
 from token_bowl_chat_server.storage.tables import counters, messages, read_states, receipts
 
 
@@ -41,6 +45,7 @@ def _unread_room(user_id: str, cursor: Any) -> ColumnElement[bool]:
         messages.c.seq > cursor,
         _not_from(user_id),
         _no_receipt(user_id),
+        NOT_DELETED,
     )
 
 
@@ -51,6 +56,7 @@ def _unread_direct(user_id: str, cursor: Any) -> ColumnElement[bool]:
         messages.c.seq > cursor,
         _not_from(user_id),
         _no_receipt(user_id),
+        NOT_DELETED,
     )
 
 
@@ -103,7 +109,7 @@ class SqlReadStore:
         async with self.db.write() as conn:
             state = await self._state(conn, user_id)
             cursor = state["room_cursor"] if message.is_room else state["direct_cursor"]
-            if message.seq <= cursor:
+            if message.seq <= cursor or await self._deleted(conn, message.seq):
                 return False
             added = await self._insert_receipts(conn, user_id, [message.seq], now)
             if not added:
@@ -190,6 +196,14 @@ class SqlReadStore:
             .order_by(messages.c.seq)
         )
         return [NewlyRead(row[0], row[1], row[2], direct=row[3] is not None) for row in rows]
+
+    @staticmethod
+    async def _deleted(conn: AsyncConnection, seq: int) -> bool:
+        """Read after the reader's row lock: a delete that committed meanwhile is seen here
+        (it locks every reader it may count for, storage/edits.py), one that comes later
+        sees this mark's receipt. Either way the counters stay exact."""
+        row = await conn.execute(select(messages.c.deleted_at).where(messages.c.seq == seq))
+        return row.scalar_one_or_none() is not None
 
     @staticmethod
     async def _counters(conn: AsyncConnection) -> tuple[int, int]:

@@ -86,6 +86,10 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("client_message_id", String(128), nullable=True),
+    # Set by the newest edit (storage/edits.py). A deleted message stays as a tombstone (its
+    # content emptied) so receipts and edit events keep their rows; every query skips it.
+    Column("edited_at", BigInteger, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
     UniqueConstraint("from_user_id", "client_message_id", name="uq_messages_client_id"),
     Index("ix_messages_type_seq", "message_type", "seq"),
     Index("ix_messages_type_created", "message_type", "created_at"),
@@ -105,6 +109,26 @@ receipts = Table(
     ),
     Column("read_at", BigInteger, nullable=False),
     Index("ix_receipts_message", "message_seq"),
+)
+
+message_events = Table(
+    # Edits and deletes, each with its own ``seq`` from ``counters`` (the same sequence as
+    # messages), so a resuming client gets messages and these events in commit order.
+    # ``content`` is the text an edit set; emptied (NULL) once the message is deleted.
+    "message_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column(
+        "message_seq",
+        BigInteger,
+        ForeignKey("messages.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(8), nullable=False),
+    Column("actor_id", String(36), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("content", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_message_events_message", "message_seq"),
 )
 
 webhook_deliveries = Table(

@@ -32,6 +32,7 @@ from tests.model import model as m
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.edits import SqlEditStore
 from token_bowl_chat_server.storage.messages import NewMessage, SqlMessageStore
 from token_bowl_chat_server.storage.reads import SqlReadStore
 from token_bowl_chat_server.storage.users import SqlUserStore
@@ -56,6 +57,7 @@ class Stores:
         self.users = SqlUserStore(self.db)
         self.messages = SqlMessageStore(self.db)
         self.reads = SqlReadStore(self.db)
+        self.edits = SqlEditStore(self.db)
         self.runs = 0
         self.steps = 0
 
@@ -92,7 +94,9 @@ class ReadStateMachine(RuleBasedStateMachine):
         earlier, _ = self.run(self.s.messages.room_history(100_000, 0, None))
         for msg in earlier:
             self.model.add_message(
-                m.Message(msg.id, msg.seq, msg.from_user_id or "", msg.from_username, None, "")
+                m.Message(
+                    msg.id, msg.seq, msg.from_user_id or "", msg.from_username, None, msg.content
+                )
             )
 
     @property
@@ -170,6 +174,41 @@ class ReadStateMachine(RuleBasedStateMachine):
         assert [n.message_id for n in newly] == [msg.id for msg in want]
 
     @rule(data=st.data())
+    def edit(self, data: st.DataObject) -> None:
+        """An edit changes the content everywhere and no read state."""
+        now = self.tick()
+        live = self.model.live()[-30:]
+        index = data.draw(INDEX, label="edited")  # drawn even when there is none to pick
+        if not live:
+            return
+        message = live[index % len(live)]
+        note(f"edited: {message!r}")
+        found = self.run(self.s.edits.find(message.id))
+        assert found is not None and not found.deleted
+        event = self.run(self.s.edits.edit(found.message, f"e{now}", message.sender_id, now))
+        assert event is not None and event.message.content == f"e{now}"
+        message.content = f"e{now}"
+
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """A delete takes the message out of every count, list and history, for every user
+        (read or not, its author too); a second delete changes nothing."""
+        now = self.tick()
+        live = self.model.live()[-30:]
+        index = data.draw(INDEX, label="deleted")  # drawn even when there is none to pick
+        if not live:
+            return
+        message = live[index % len(live)]
+        note(f"deleted: {message!r}")
+        found = self.run(self.s.edits.find(message.id))
+        assert found is not None and not found.deleted
+        assert self.run(self.s.edits.delete(found.message, message.sender_id, now)) is not None
+        message.deleted = True
+        assert self.run(self.s.edits.delete(found.message, message.sender_id, now)) is None
+        assert self.run(self.s.edits.edit(found.message, "late", message.sender_id, now)) is None
+        assert self.run(self.s.messages.by_id(message.id)) is None
+
+    @rule(data=st.data())
     def rename(self, data: st.DataObject) -> None:
         """Read state is kept by user id: a new name keeps it; messages show the new name."""
         self.tick()
@@ -186,12 +225,17 @@ class ReadStateMachine(RuleBasedStateMachine):
             self.run(self.check())
 
     async def check(self) -> None:
-        def names(messages: Sequence[Any]) -> list[tuple[str, str, str | None]]:
-            return [(x.id, x.from_username, x.to_username) for x in messages]
+        def names(messages: Sequence[Any]) -> list[tuple[str, str, str | None, str]]:
+            return [(x.id, x.from_username, x.to_username, x.content) for x in messages]
 
-        def want(messages: Sequence[m.Message]) -> list[tuple[str, str, str | None]]:
+        def want(messages: Sequence[m.Message]) -> list[tuple[str, str, str | None, str]]:
             return [
-                (x.id, self.model.name_of(x) or "", self.model.name_of(x, recipient=True))
+                (
+                    x.id,
+                    self.model.name_of(x) or "",
+                    self.model.name_of(x, recipient=True),
+                    x.content,
+                )
                 for x in messages
             ]
 

@@ -18,6 +18,7 @@ from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.domain.entities import Message
 from token_bowl_chat_server.domain.errors import InvalidInput
 from token_bowl_chat_server.realtime.connection import Connection
+from token_bowl_chat_server.services.edits import deleted_frame, edited_frame
 
 C = TypeVar("C", bound=cmd.Command)
 Handler = Callable[[Services, Connection, Any], Awaitable[ev.Event | None]]
@@ -154,3 +155,17 @@ async def pong(s: Services, conn: Connection, c: cmd.Pong) -> None:
 @handles(cmd.Ping)
 async def ping(s: Services, conn: Connection, c: cmd.Ping) -> ev.Event:
     return ev.Pong(request_id=c.request_id)
+
+
+@handles(cmd.EditMessage)
+async def edit_message(s: Services, conn: Connection, c: cmd.EditMessage) -> ev.Event:
+    event = await s.edits.edit(conn.user, c.message_id, c.content)
+    return edited_frame(event, c.request_id)
+
+
+@handles(cmd.DeleteMessage)
+async def delete_message(s: Services, conn: Connection, c: cmd.DeleteMessage) -> ev.Event:
+    event = await s.edits.delete(conn.user, c.message_id)
+    if not conn.extended:  # upstream's reply, exactly
+        return ev.MessageDeleted(message_id=event.message.id, request_id=c.request_id)
+    return deleted_frame(event, c.request_id)
