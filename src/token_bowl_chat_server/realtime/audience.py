@@ -39,4 +39,14 @@ class Users:
     dialect: Dialect = Dialect.ANY
 
 
-Audience = Room | Users
+@dataclass(frozen=True, slots=True)
+class OwnCopies:
+    """The connections of ``user_id`` that asked for copies of their own messages
+    (``?own_messages=1``, extended connections only): a page showing what its person sent
+    from another tab or device."""
+
+    user_id: str
+    dialect: Dialect = Dialect.EXTENDED
+
+
+Audience = Room | Users | OwnCopies

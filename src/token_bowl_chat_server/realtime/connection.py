@@ -65,6 +65,8 @@ class Connection:
         self.id = next(_ids)
         # Asked for the extended protocol (``?protocol_version=1.1``): gets extension frames.
         self.extended = extended
+        # Asked for copies of its user's own messages (``?own_messages=1``, extended only).
+        self.own_messages = False
         self.transport = transport
         self.user = user
         self.connected_at = now

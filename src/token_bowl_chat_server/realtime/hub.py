@@ -16,7 +16,7 @@ from token_bowl_chat.protocol.events import Ping, encode_event
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.presence import Presence
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
-from token_bowl_chat_server.realtime.audience import Audience, Dialect, Room, Users
+from token_bowl_chat_server.realtime.audience import Audience, Dialect, OwnCopies, Room, Users
 from token_bowl_chat_server.realtime.connection import Connection
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class Hub:
                 for user_id in audience.user_ids
                 for conn in self._by_user.get(user_id, {}).values()
             ]
+        elif isinstance(audience, OwnCopies):
+            mine = self._by_user.get(audience.user_id, {}).values()
+            targets = [conn for conn in mine if conn.own_messages]
         if audience.dialect is not Dialect.ANY:
             targets = [conn for conn in targets if audience.dialect.admits(conn.extended)]
         for conn in targets:

@@ -27,6 +27,7 @@ from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.batching import Batcher
 from token_bowl_chat_server.services.clock import WallClock, now_micros
+from token_bowl_chat_server.services.own_copies import publish_own_copy
 from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserStore
 from token_bowl_chat_server.services.recipients import direct_recipient
 from token_bowl_chat_server.services.typing import TypingService
@@ -181,6 +182,7 @@ class MessageService:
     def _publish(self, msg: Message) -> None:
         text = encode_event(render.message(msg))
         self.publisher.publish(audience_of(msg), text, msg.seq)
+        publish_own_copy(self.publisher, msg, text)
         if self.webhooks is not None:
             self.webhooks(msg, text)
         if msg.from_user_id is not None:

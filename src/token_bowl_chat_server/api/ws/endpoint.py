@@ -104,13 +104,24 @@ def _extended(websocket: WebSocket) -> bool | str:
         return str(exc)
 
 
+_FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
+
+
+def _own_messages(websocket: WebSocket) -> bool | str:
+    """``?own_messages=1``: copies of the user's own messages (services/own_copies.py)."""
+    raw = websocket.query_params.get("own_messages", "")
+    flag = _FLAGS.get(raw)
+    return "own_messages must be 1 or 0" if flag is None else flag
+
+
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     since_seq = _since_seq(websocket)
     extended = _extended(websocket)
-    if isinstance(since_seq, str) or isinstance(extended, str):
-        detail = since_seq if isinstance(since_seq, str) else str(extended)
+    own_messages = _own_messages(websocket)
+    if isinstance(since_seq, str) or isinstance(extended, str) or isinstance(own_messages, str):
+        detail = next(v for v in (since_seq, extended, own_messages) if isinstance(v, str))
         await websocket.send_denial_response(
             JSONResponse(
                 {"detail": detail, "code": ErrorCode.VALIDATION_ERROR.value}, status_code=400
@@ -142,6 +153,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             close_timeout=services.settings.ws_close_timeout,
             abort=_aborter(websocket),
         )
+        # Extended connections only: a legacy client has no client_message_id to match.
+        conn.own_messages = own_messages is True and extended is True
         conn.begin_replay()
         if hub.add(conn):
             announce_presence(hub, user, online=True)
