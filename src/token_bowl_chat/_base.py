@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-
 from token_bowl_chat._version import __version__
 from token_bowl_chat.exceptions import (
     AuthenticationError,
@@ -65,6 +64,7 @@ from token_bowl_chat.protocol.models import (
     WebhookDelivery,
     WebhookSecretResponse,
     WebhookUpdateResponse,
+    WebSocketConnectionsResponse,
 )
 
 T = TypeVar("T")
@@ -486,6 +486,9 @@ class ClientCore:
     ) -> Call[InviteUserResponse]:
         body = {"email": email, "role": str(role), "signup_url": signup_url}
         return Call("POST", "/admin/invite", _model(InviteUserResponse), json=body)
+
+    def admin_get_websocket_connections(self) -> Call[WebSocketConnectionsResponse]:
+        return Call("GET", "/admin/websocket/connections", _model(WebSocketConnectionsResponse))
 
     # -- bots --------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import TypeVar
 
 import httpx
-
 from token_bowl_chat._base import DEFAULT_TIMEOUT, Call, ClientCore, request_error
 from token_bowl_chat.protocol.models import (
     AdminUpdateUserRequest,
@@ -31,6 +30,7 @@ from token_bowl_chat.protocol.models import (
     UserProfileResponse,
     UserRegistrationResponse,
     WebhookDelivery,
+    WebSocketConnectionsResponse,
 )
 
 __all__ = ["AsyncTokenBowlClient"]
@@ -312,6 +312,10 @@ class AsyncTokenBowlClient:
     ) -> InviteUserResponse:
         """Raises ``ServerError`` (503) when the server has no identity provider."""
         return await self._send(self._core.admin_invite_user(email, signup_url, role))
+
+    async def admin_get_websocket_connections(self) -> WebSocketConnectionsResponse:
+        """Every open WebSocket connection on the server (extension of the upstream API)."""
+        return await self._send(self._core.admin_get_websocket_connections())
 
     # -- bots --------------------------------------------------------------------------------
 

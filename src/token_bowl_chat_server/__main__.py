@@ -7,10 +7,12 @@ The only place :class:`Settings` is instantiated.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Sequence
 
 import uvicorn
 
+from token_bowl_chat_server.admin_tool import MadeAdmin, create_admin
 from token_bowl_chat_server.app import create_app
 from token_bowl_chat_server.logging_setup import log_config
 from token_bowl_chat_server.settings import Settings
@@ -59,6 +61,12 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         timeout_graceful_shutdown=5,
         server_header=False,
     )
+
+
+def make_admin(username: str, database_url: str | None = None) -> MadeAdmin:
+    """``token-bowl admin create``: the server's settings, then its database directly."""
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    return asyncio.run(create_admin(settings, username))
 
 
 if __name__ == "__main__":

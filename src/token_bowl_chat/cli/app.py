@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from token_bowl_chat import __version__
-from token_bowl_chat.cli import account, export, live, messaging, people, server
+from token_bowl_chat.cli import account, admin, export, live, messaging, people, server
 from token_bowl_chat.cli.config import API_KEY_ENV, BASE_URL_ENV, CONFIG_ENV
 from token_bowl_chat.cli.errors import EXIT_INTERRUPTED, describe
 from token_bowl_chat.cli.render import Renderer
@@ -126,3 +126,4 @@ for _panel, _commands in _HELP_PANELS.items():
 
 app.add_typer(account.profile_app, name="profile", rich_help_panel="Account")
 app.add_typer(account.config_app, name="config", rich_help_panel="Account")
+app.add_typer(admin.admin_app, name="admin", rich_help_panel="Server")
