@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
+
 from token_bowl_chat._version import __version__
 from token_bowl_chat.exceptions import (
     AuthenticationError,

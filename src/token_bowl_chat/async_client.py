@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TypeVar
 
 import httpx
+
 from token_bowl_chat._base import DEFAULT_TIMEOUT, Call, ClientCore, request_error
 from token_bowl_chat.protocol.models import (
     AdminUpdateUserRequest,
