@@ -151,7 +151,13 @@ async function onHello() {
 /** @param {Frame} frame */
 function onFrame(frame) {
   if (!frame.type && typeof frame.from_username === "string") {
-    store.addMessages([/** @type {Message} */ (/** @type {unknown} */ (frame))], { unread: true });
+    const delivered = /** @type {Message} */ (/** @type {unknown} */ (frame));
+    // A copy of my own message (sent here, in another tab or on another device): the one
+    // sent here is pending under its client_message_id until now.
+    if (store.isMine(delivered) && typeof frame.client_message_id === "string") {
+      store.outgoing.delete(frame.client_message_id);
+    }
+    store.addMessages([delivered], { unread: true });
     return;
   }
   switch (frame.type) {
@@ -186,8 +192,9 @@ function onFrame(frame) {
       store.applyProfile(/** @type {any} */ (frame));
       break;
     case "resumed":
-      // Receipts are not replayed: ask for the marks made while the socket was down.
-      void loadReadMarks();
+      // The replay holds others' messages only, and no receipts: read my own messages sent
+      // elsewhere meanwhile from the history, then the marks made while the socket was down.
+      void catchUpOwn(frame.since_seq).then(loadReadMarks);
       break;
     case "resume_gap":
       // The server does not know our place (its database was replaced by an older one):
@@ -258,6 +265,30 @@ async function loadReadMarks() {
     for (const receipt of marks.receipts) store.addReader(receipt.message_id, receipt.read_by);
   } catch {
     // The marks then come only live, as before.
+  }
+}
+
+/**
+ * Messages after `sinceSeq` from the history, newest page first, until the pages reach back
+ * to it: what a resume's replay leaves out (my own messages sent from elsewhere).
+ * @param {number} sinceSeq
+ */
+async function catchUpOwn(sinceSeq) {
+  for (const which of /** @type {const} */ (["room", "direct"])) {
+    const size = which === "room" ? ROOM_PAGE : DIRECT_PAGE;
+    for (let offset = 0; apiKey; offset += size) {
+      let page;
+      try {
+        page = which === "room"
+          ? await api.roomHistory(apiKey, offset, size)
+          : await api.directHistory(apiKey, offset, size);
+      } catch {
+        break; // the next resume tries again
+      }
+      store.addMessages(page.messages.filter((m) => (m.seq ?? 0) > sinceSeq));
+      const reachedBack = page.messages.some((m) => (m.seq ?? 0) <= sinceSeq);
+      if (reachedBack || !page.pagination.has_more) break;
+    }
   }
 }
 

@@ -95,7 +95,12 @@ export class ChatSocket {
   }
 
   open() {
-    const params = new URLSearchParams({ api_key: this.hooks.key(), protocol_version: PROTOCOL_VERSION });
+    // own_messages: copies of what this person sends from other tabs and devices.
+    const params = new URLSearchParams({
+      api_key: this.hooks.key(),
+      protocol_version: PROTOCOL_VERSION,
+      own_messages: "1",
+    });
     const resuming = this.lastSeq !== null;
     if (resuming) params.set("since_seq", String(this.lastSeq));
     this.hooks.onState(this.attempt === 0 && !resuming ? "connecting" : "reconnecting", "");
