@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.web.conftest import People, message, send
+from token_bowl_chat import TokenBowlClient
 
 PAYLOADS = [
     "<script>window.__pwned = 1</script>",
@@ -114,9 +115,16 @@ def test_register_shows_the_key_once_then_chats(server: LiveServer, browser) -> 
 def test_screenshots_at_desktop_and_phone_width(
     make_server, people: People, artifacts: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    server: LiveServer = make_server()  # its own, so the people list shows just these three
-    alice, bob = server.register("Alice"), server.register("Bob")
-    server.register("Carol")
+    server: LiveServer = make_server()  # its own, so the people list shows just these
+    alice = server.register("Alice", logo="claude-color.png")
+    bob = server.register("Bob", logo="mistral-color.png")
+    carol = server.register("Carol")
+    with httpx.Client(base_url=server.http_url) as http:
+        resp = http.post(
+            "/bots", json={"username": "Scorebot"}, headers={"X-API-Key": carol.api_key}
+        )
+        assert resp.status_code == 201, resp.text
+        scorebot = resp.json()["api_key"]
     a = people.open(server, alice)
     b = people.open(server, bob, width=390, height=844)
     send(b, "Morning! Anyone tried the new **bot API**?")
@@ -124,6 +132,11 @@ def test_screenshots_at_desktop_and_phone_width(
     expect(
         message(b, "Yes: client.send_message() and you are done. Docs: https://example.org/docs")
     ).to_have_count(1)
+    with TokenBowlClient(api_key=scorebot, base_url=server.http_url) as bot:
+        bot.send_message("Kickoff in *10 minutes*: Bears at Packers")
+    expect(message(a, "Kickoff in 10 minutes: Bears at Packers")).to_have_attribute(
+        "data-bot", "true"
+    )
     b.get_by_test_id("composer-input").press_sequentially("Nice, tha")
     expect(a.get_by_test_id("typing")).to_have_text("Bob is typing…")
     a.screenshot(path=str(artifacts / "desktop.png"))
