@@ -22,7 +22,7 @@ from token_bowl_chat_server.domain.errors import (
     StorageUnavailable,
 )
 from token_bowl_chat_server.domain.ids import is_message_id
-from token_bowl_chat_server.domain.permissions import can_see, check_can_send
+from token_bowl_chat_server.domain.permissions import Action, allowed, can_see, check_can_send
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.batching import Batcher
@@ -201,9 +201,19 @@ class MessageService:
         return await self.messages.room_history(limit, offset, parse_since(since))
 
     async def direct_history(
-        self, user: User, limit: int, offset: int, since: str | None
+        self,
+        user: User,
+        limit: int,
+        offset: int,
+        since: str | None,
+        *,
+        all_if_allowed: bool = False,
     ) -> tuple[list[Message], int]:
-        return await self.messages.direct_history(user.id, limit, offset, parse_since(since))
+        """The caller's DMs; with ``all_if_allowed`` (REST history: upstream's viewer rule)
+        every user's DMs when the caller's role may read them all (Action.READ_ALL_DIRECT)."""
+        everyone = all_if_allowed and allowed(user.role, Action.READ_ALL_DIRECT)
+        of_user = None if everyone else user.id
+        return await self.messages.direct_history(of_user, limit, offset, parse_since(since))
 
     async def drain(self) -> None:
         await self._writer.drain()

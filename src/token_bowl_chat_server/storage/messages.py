@@ -301,14 +301,14 @@ class SqlMessageStore:
         return await self._page(where, limit, offset, room_size)
 
     async def direct_history(
-        self, user_id: str, limit: int, offset: int, since: int | None
+        self, user_id: str | None, limit: int, offset: int, since: int | None
     ) -> tuple[list[Message], int]:
-        """The user's DMs, sent or received, newest first."""
-        where = and_(
-            messages.c.message_type == MessageType.DIRECT.value,
-            or_(messages.c.from_user_id == user_id, messages.c.to_user_id == user_id),
-            NOT_DELETED,
-        )
+        """The user's DMs, sent or received, newest first (``None``: every user's DMs)."""
+        where = and_(messages.c.message_type == MessageType.DIRECT.value, NOT_DELETED)
+        if user_id is not None:
+            where = and_(
+                where, or_(messages.c.from_user_id == user_id, messages.c.to_user_id == user_id)
+            )
         if since is not None:
             where = and_(where, messages.c.created_at > since)
         return await self._page(where, limit, offset)

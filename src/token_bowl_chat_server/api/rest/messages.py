@@ -59,7 +59,9 @@ async def direct_history(
     offset: Offset = 0,
     since: str | None = None,
 ) -> PaginatedMessagesResponse:
-    messages, total = await services.messages.direct_history(user, limit, offset, since)
+    messages, total = await services.messages.direct_history(
+        user, limit, offset, since, all_if_allowed=True
+    )
     return _page(messages, total, limit, offset)
 
 
