@@ -18,6 +18,7 @@ from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import (
     accounts,
     admin_users,
+    conversations,
     health,
     message_edits,
     messages,
@@ -35,6 +36,7 @@ from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
+from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
@@ -46,6 +48,7 @@ from token_bowl_chat_server.services.webhook_setup import WebhookSetup
 from token_bowl_chat_server.services.webhook_transport import CheckedTransport
 from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
+from token_bowl_chat_server.storage.conversations import SqlConversationStore
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.edits import SqlEditStore
 from token_bowl_chat_server.storage.messages import SqlMessageStore
@@ -131,6 +134,7 @@ async def build_services(settings: Settings) -> Services:
             profile_changed=profile_announcer(broker.publish),
         ),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
+        conversations=ConversationService(SqlConversationStore(db)),
         edits=EditService(edit_store, broker, message_service.publish_order),
     )
 
@@ -185,6 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         accounts.router,
+        conversations.router,
         # Before messages: GET /messages/{message_id} would take /messages/read-marks.
         read_marks.router,
         messages.router,

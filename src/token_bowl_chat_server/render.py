@@ -5,6 +5,7 @@ from __future__ import annotations
 from token_bowl_chat.protocol.events import UnreadCount
 from token_bowl_chat.protocol.models import (
     ROOM_DESCRIPTION,
+    ConversationResponse,
     MessageResponse,
     MessageType,
     PaginationMetadata,
@@ -15,6 +16,7 @@ from token_bowl_chat.protocol.models import (
     UserSummary,
     direct_description,
 )
+from token_bowl_chat_server.domain.conversations import Conversation
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 
 _MASK = "*" * 60
@@ -106,4 +108,16 @@ def private_profile(user: User) -> UserProfileResponse:
         bot=user.role is Role.BOT,
         emoji=user.emoji,
         created_at=iso(user.created_at),
+    )
+
+
+def conversation(conv: Conversation, reader: User) -> ConversationResponse:
+    """As ``reader`` is shown it: only the message ids they may see."""
+    return ConversationResponse(
+        id=conv.id,
+        title=conv.title,
+        description=conv.description,
+        message_ids=conv.message_ids_for(reader),
+        created_by_username=conv.created_by_username,
+        created_at=iso(conv.created_at),
     )

@@ -419,3 +419,67 @@ def test_unread_counts_follow_every_mark_method(
     assert s["before_rest_mark_all"] == count(1, 1)
     assert s["rest_mark_all_result"] == {"marked_as_read": 2}
     assert s["after_rest_mark_all"] == ZERO
+
+
+def test_conversation_methods(upstream_python: Path, live_server: LiveServer) -> None:
+    """What a 2.1.1 user gets from each conversation method. Its sync ``create_conversation``
+    and ``update_conversation`` raise ``TypeError`` before sending anything (they pass
+    ``json_data=`` to httpx: PROTOCOL.md section 8, gap 31); everything else works, including
+    ``get_conversations``, whose flat ``total``/``limit``/``offset`` the server adds (6.6
+    item 10), and a bad message id refuses the whole request."""
+    prefix, r = run_driver(upstream_python, live_server, "conversations")
+    regs = assert_registered(r, prefix)
+    s, ids = r["steps"], r["ids"]
+
+    for broken in ("sync_create", "sync_update"):
+        assert (s[broken]["raised"], s[broken]["module"]) == ("TypeError", "builtins"), s[broken]
+        assert "json_data" in s[broken]["message"]
+
+    created = s["async_create"]["value"]
+    assert created["title"] == "draft"
+    assert created["description"] == "d"
+    assert created["message_ids"] == [ids["room"], ids["dm"]]
+    assert created["created_by_username"] == regs["calice"]["username"]
+    for refused in ("create_missing", "create_others_dm"):
+        assert (s[refused]["raised"], s[refused]["status"]) == ("NotFoundError", 404), s[refused]
+    assert (s["create_not_uuid"]["raised"], s["create_not_uuid"]["status"]) == (
+        "ValidationError",
+        422,
+    )
+    # Only the one good create was stored; both clients read the list.
+    assert s["sync_list"]["value"] == {
+        "conversations": [created],
+        "total": 1,
+        "limit": 100,
+        "offset": 0,
+    }
+    assert s["async_list"]["value"] == {
+        "conversations": [created],
+        "total": 1,
+        "limit": 10,
+        "offset": 0,
+    }
+    assert s["sync_get"]["value"] == created
+    assert s["async_get"]["value"] == created
+
+    updated = {**created, "title": "renamed", "message_ids": [ids["dm"]]}
+    assert s["async_update"]["value"] == updated
+    assert s["async_update_nothing"]["value"] == updated  # upstream: 500
+    assert (s["async_update_missing"]["raised"], s["async_update_missing"]["status"]) == (
+        "NotFoundError",
+        404,
+    )
+    assert s["after_failed_update"]["value"] == updated
+
+    # Someone else's conversation: 403, which 2.1.1 raises as a raw httpx error (gap 33).
+    assert (s["bob_get"]["raised"], s["bob_get"]["module"], s["bob_get"]["status"]) == (
+        "HTTPStatusError",
+        "httpx",
+        403,
+    )
+    assert s["bob_list"]["value"]["total"] == 0
+
+    assert s["sync_delete"] == {"value": None}
+    assert (s["get_deleted"]["raised"], s["get_deleted"]["status"]) == ("NotFoundError", 404)
+    assert s["async_delete"] == {"value": None}
+    assert s["list_at_end"]["value"]["total"] == 0

@@ -516,11 +516,115 @@ async def scenario_unread(out: dict[str, Any]) -> None:
         out["peers"] = {"alice": alice.summary(), "bob": bob.summary(), "carol": carol.summary()}
 
 
+def conversation_dict(conv: Any) -> dict[str, Any]:
+    return {
+        "id": conv.id,
+        "title": conv.title,
+        "description": conv.description,
+        "message_ids": conv.message_ids,
+        "created_by_username": conv.created_by_username,
+        "created_at": conv.created_at,
+    }
+
+
+async def outcome(call: Any) -> dict[str, Any]:
+    """What a 2.1.1 user gets from one call: its value, or the exception it raised."""
+    try:
+        value = await call
+    except Exception as exc:
+        response = getattr(exc, "response", None)
+        return {
+            "raised": type(exc).__name__,
+            "module": type(exc).__module__,
+            "status": getattr(response, "status_code", None),
+            "message": str(exc)[:300],
+        }
+    if value is None:
+        return {"value": None}
+    if hasattr(value, "conversations"):
+        return {
+            "value": {
+                "conversations": [conversation_dict(c) for c in value.conversations],
+                "total": value.total,
+                "limit": value.limit,
+                "offset": value.offset,
+            }
+        }
+    return {"value": conversation_dict(value)}
+
+
+async def scenario_conversations(out: dict[str, Any]) -> None:
+    """Every conversation method of the sync and async REST clients, as a 2.1.1 user calls
+    them. Sync create/update are broken in 2.1.1 itself (they pass ``json_data=`` to httpx)."""
+    alice = await register("calice", out)
+    bob = await register("cbob", out)
+    carol = await register("ccarol", out)
+    steps: dict[str, Any] = {}
+    out["steps"] = steps
+    sync = alice.rest
+    async with AsyncTokenBowlClient(api_key=alice.api_key, base_url=HTTP_URL) as aclient:
+        try:
+            room = (await sync.call("send_message", f"{PREFIX} conv room")).id
+            dm = (await sync.call("send_message", f"{PREFIX} conv dm", to_username=bob.username)).id
+            others = (
+                await bob.rest.call(
+                    "send_message", f"{PREFIX} conv dm2", to_username=carol.username
+                )
+            ).id
+            missing = "00000000-0000-4000-8000-000000000000"
+            out["ids"] = {"room": room, "dm": dm, "others": others, "missing": missing}
+
+            steps["sync_create"] = await outcome(
+                sync.call("create_conversation", title="sync", message_ids=[room])
+            )
+            steps["async_create"] = await outcome(
+                aclient.create_conversation(title="draft", description="d", message_ids=[room, dm])
+            )
+            conv_id = steps["async_create"]["value"]["id"]
+            steps["create_missing"] = await outcome(
+                aclient.create_conversation(title="x", message_ids=[room, missing])
+            )
+            steps["create_others_dm"] = await outcome(
+                aclient.create_conversation(title="x", message_ids=[others])
+            )
+            steps["create_not_uuid"] = await outcome(
+                aclient.create_conversation(title="x", message_ids=["not-a-uuid"])
+            )
+            steps["sync_list"] = await outcome(sync.call("get_conversations"))
+            steps["async_list"] = await outcome(aclient.get_conversations(limit=10))
+            steps["sync_get"] = await outcome(sync.call("get_conversation", conv_id))
+            steps["async_get"] = await outcome(aclient.get_conversation(conv_id))
+            steps["sync_update"] = await outcome(
+                sync.call("update_conversation", conv_id, title="sync title")
+            )
+            steps["async_update"] = await outcome(
+                aclient.update_conversation(conv_id, title="renamed", message_ids=[dm])
+            )
+            steps["async_update_nothing"] = await outcome(aclient.update_conversation(conv_id))
+            steps["async_update_missing"] = await outcome(
+                aclient.update_conversation(conv_id, title="lost", message_ids=[missing])
+            )
+            steps["after_failed_update"] = await outcome(aclient.get_conversation(conv_id))
+            steps["bob_get"] = await outcome(bob.rest.call("get_conversation", conv_id))
+            steps["bob_list"] = await outcome(bob.rest.call("get_conversations"))
+            steps["sync_delete"] = await outcome(sync.call("delete_conversation", conv_id))
+            steps["get_deleted"] = await outcome(aclient.get_conversation(conv_id))
+            second = await outcome(aclient.create_conversation(title="second"))
+            steps["async_delete"] = await outcome(
+                aclient.delete_conversation(second["value"]["id"])
+            )
+            steps["list_at_end"] = await outcome(aclient.get_conversations())
+        finally:
+            for peer in (alice, bob, carol):
+                await peer.close()
+
+
 SCENARIOS = {
     "auth": scenario_auth,
     "messaging": scenario_messaging,
     "receipts": scenario_receipts,
     "unread": scenario_unread,
+    "conversations": scenario_conversations,
 }
 
 

@@ -12,6 +12,7 @@ from token_bowl_chat_server.domain.permissions import check_can_update_own_profi
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
+from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.read_marks import ReadMarks
@@ -38,6 +39,7 @@ class Services:
     resume: ResumeService
     admin: AdminService
     read_marks: ReadMarks
+    conversations: ConversationService
     edits: EditService
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from token_bowl_chat_server.domain.conversations import Conversation
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User
 from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.realtime.connection import Connection
+from token_bowl_chat_server.storage.conversations import NewConversation
 from token_bowl_chat_server.storage.edits import Found, MessageEvent
 from token_bowl_chat_server.storage.messages import Appended, NewMessage
 from token_bowl_chat_server.storage.reads import NewlyRead
@@ -57,6 +59,19 @@ class EditStore(Protocol):
     async def events_after(
         self, user_id: str, after_seq: int, limit: int
     ) -> list[MessageEvent]: ...
+
+
+class ConversationStore(Protocol):
+    async def messages_by_ids(self, message_ids: Sequence[str]) -> dict[str, Message]: ...
+    async def create(self, new: NewConversation) -> None: ...
+    async def update(
+        self, conversation_id: str, values: dict[str, Any], message_seqs: Sequence[int] | None
+    ) -> bool: ...
+    async def delete(self, conversation_id: str) -> bool: ...
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+    async def page(
+        self, created_by_id: str | None, limit: int, offset: int
+    ) -> tuple[list[Conversation], int]: ...
 
 
 class Publisher(Protocol):

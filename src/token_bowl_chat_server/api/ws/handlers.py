@@ -157,6 +157,48 @@ async def ping(s: Services, conn: Connection, c: cmd.Ping) -> ev.Event:
     return ev.Pong(request_id=c.request_id)
 
 
+@handles(cmd.CreateConversation)
+async def create_conversation(s: Services, conn: Connection, c: cmd.CreateConversation) -> ev.Event:
+    created = await s.conversations.create(conn.user, c.title, c.description, c.message_ids)
+    return ev.ConversationCreated(
+        conversation=render.conversation(created, conn.user), request_id=c.request_id
+    )
+
+
+@handles(cmd.GetConversations)
+async def get_conversations(s: Services, conn: Connection, c: cmd.GetConversations) -> ev.Event:
+    page, total = await s.conversations.page(conn.user, c.limit, c.offset)
+    return ev.ConversationsPage(
+        conversations=[render.conversation(conv, conn.user) for conv in page],
+        pagination=render.pagination(len(page), total, c.limit, c.offset),
+        request_id=c.request_id,
+    )
+
+
+@handles(cmd.GetConversation)
+async def get_conversation(s: Services, conn: Connection, c: cmd.GetConversation) -> ev.Event:
+    found = await s.conversations.get(conn.user, c.conversation_id)
+    return ev.ConversationFound(
+        conversation=render.conversation(found, conn.user), request_id=c.request_id
+    )
+
+
+@handles(cmd.UpdateConversation)
+async def update_conversation(s: Services, conn: Connection, c: cmd.UpdateConversation) -> ev.Event:
+    updated = await s.conversations.update(
+        conn.user, c.conversation_id, c.title, c.description, c.message_ids
+    )
+    return ev.ConversationUpdated(
+        conversation=render.conversation(updated, conn.user), request_id=c.request_id
+    )
+
+
+@handles(cmd.DeleteConversation)
+async def delete_conversation(s: Services, conn: Connection, c: cmd.DeleteConversation) -> ev.Event:
+    deleted = await s.conversations.delete(conn.user, c.conversation_id)
+    return ev.ConversationDeleted(conversation_id=deleted, request_id=c.request_id)
+
+
 @handles(cmd.EditMessage)
 async def edit_message(s: Services, conn: Connection, c: cmd.EditMessage) -> ev.Event:
     event = await s.edits.edit(conn.user, c.message_id, c.content)
