@@ -152,3 +152,101 @@ def test_every_logo_gets_its_own_generated_picture(server: LiveServer, people: P
     assert len({(d["cells"], d["colour"]) for d in drawn}) == len(logos)
     # Drawn, not fetched, and never (nearly) empty.
     assert all(d["images"] == 0 and d["filled"] >= 6 for d in drawn), drawn
+
+
+def test_reading_is_one_mark_per_conversation_and_counts_are_never_polled(
+    server: LiveServer, people: People
+) -> None:
+    alice, bob = server.register(), server.register()
+    page = people.open(server, bob)
+    page.add_init_script(RECORD_SENDS)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.reload()
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    with httpx.Client(base_url=server.http_url) as http:
+        for n in range(3):
+            resp = http.post(
+                "/messages",
+                json={"content": f"dm {n}", "to_username": bob.username},
+                headers={"X-API-Key": alice.api_key},
+            )
+            assert resp.status_code == 201
+    dm = page.locator(f'[data-testid="conversation"][data-key="dm:{alice.username}"]')
+    expect(dm.get_by_test_id("unread-badge")).to_have_text("3")
+    dm.click()
+    expect(dm.get_by_test_id("unread-badge")).to_have_count(0)
+    marks = page.evaluate(
+        """() => window.__sent.map((s) => JSON.parse(s))
+            .filter((f) => String(f.type).startsWith('mark_')).map((f) => f.type)"""
+    )
+    # Three messages read with one "read up to here" for the conversation.
+    assert marks.count("mark_direct_read") == 1 and "mark_read" not in marks, marks
+    # The badge went 0 -> 3 -> 0 on pushed frames alone: the unread lists were read once, at
+    # the start, and the counts never.
+    unread_reads = [url for url in requests if "/unread" in url]
+    assert sorted(u.split("?")[0].rsplit("/messages", 1)[1] for u in unread_reads) == [
+        "/direct/unread",
+        "/unread",
+    ], unread_reads
+
+
+CONTRAST = """() => {
+    const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = (c) => {
+        const [r, g, b] = rgb(c).map((v) => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const ratio = (a, b) => {
+        const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+        return (x + 0.05) / (y + 0.05);
+    };
+    const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (bg && !bg.startsWith('rgba(0, 0, 0, 0)') && bg !== 'transparent') return bg;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    const low = [];
+    for (const el of document.querySelectorAll('body *')) {
+        if (el.closest('[hidden], [aria-hidden=true]') || !el.checkVisibility()) continue;
+        const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (!text) continue;
+        const r = ratio(getComputedStyle(el).color, background(el));
+        if (r < 4.5) low.push([el.dataset.testid || el.className || el.tagName, r.toFixed(2)]);
+    }
+    const unnamed = [...document.querySelectorAll('button, input, textarea, select')]
+        .filter((el) => el.checkVisibility())
+        .filter((el) => !(el.labels?.length || el.getAttribute('aria-label')
+            || el.textContent.trim()))
+        .map((el) => el.id || el.dataset.testid);
+    return { low, unnamed };
+}"""
+
+
+def test_text_contrast_and_control_names_fit_screen_readers(
+    server: LiveServer, people: People
+) -> None:
+    alice, bob = server.register(), server.register()
+    page = people.open(server, alice)
+    with httpx.Client(base_url=server.http_url) as http:
+        http.post(
+            "/messages",
+            json={
+                "content": "a DM with a [link](https://example.org)",
+                "to_username": alice.username,
+            },
+            headers={"X-API-Key": bob.api_key},
+        )
+    expect(page.get_by_test_id("unread-badge")).not_to_have_count(0)
+    found = page.evaluate(CONTRAST)
+    # WCAG AA: 4.5:1 for every visible text; every control has an accessible name.
+    assert found == {"low": [], "unnamed": []}, found
+    page.goto(server.http_url + "/")
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("signin")).to_be_visible()
+    assert page.evaluate(CONTRAST) == {"low": [], "unnamed": []}
