@@ -20,7 +20,7 @@ from tests.conftest import NewDatabase
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import StorageUnavailable
-from token_bowl_chat_server.realtime.audience import Audience
+from token_bowl_chat_server.realtime.audience import Audience, OwnCopies
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.typing import TypingService
 from token_bowl_chat_server.storage.database import Database
@@ -47,7 +47,9 @@ class Recorder:
         self.published: list[int | None] = []
 
     def publish(self, audience: Audience, text: str, seq: int | None = None) -> None:
-        self.published.append(seq)
+        # Deliveries only: not the sender's own copies (services/own_copies.py).
+        if not isinstance(audience, OwnCopies):
+            self.published.append(seq)
 
 
 async def test_a_retry_delivers_a_message_whose_commit_was_never_acknowledged(
