@@ -8,6 +8,8 @@ sent it after ``N``, read from the database in ``seq`` order, then the frames th
 live meanwhile, then ``resumed``. The connection is registered for live delivery *before* the
 database is read, and live frames are held back until the replay is done, so no message falls
 between the two; the ones that are in both are dropped from the held frames by ``seq``.
+Edits and deletes are events with seqs of their own (``storage/edits.py``): an extended
+connection gets them replayed too, interleaved with the messages in ``seq`` order.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ never from scanning messages:
 
 ``room_seen`` counts room messages the user wrote or has read; ``room_cursor`` /
 ``direct_cursor`` mark "everything up to this seq is read", so bulk marks cost one row update;
-``receipts`` hold single reads above the cursors.
+``receipts`` hold single reads above the cursors. A delete (``storage/edits.py``) keeps both
+exact: ``room_messages`` loses the message, and so does the ``room_seen`` of every user who had
+it seen (its author, a cursor past it, a receipt); a DM unread for its recipient leaves their
+``direct_unread``.
 """
 
 from __future__ import annotations
