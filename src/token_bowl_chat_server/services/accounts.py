@@ -178,11 +178,7 @@ class Accounts:
         self._announce(user, updated)
         return updated
 
-    async def set_webhook(self, user: User, webhook_url: str | None) -> User:
-        check_can_update_own_profile(user)
-        updated = await self._update(user, webhook_url=webhook_url)
-        self.sessions.refresh(updated)
-        return updated
+    # Webhook URLs are set only through services/webhook_setup.py (checked, with a secret).
 
     async def rename(self, user: User, username: str) -> User:
         check_can_update_own_profile(user)

@@ -115,6 +115,12 @@ def _samples(services: Services) -> list[tuple[str, str, str, float]]:
             webhooks.delivered,
         ),
         ("tbc_webhooks_failed_total", "counter", "Webhook deliveries that failed", webhooks.failed),
+        (
+            "tbc_webhooks_refused_total",
+            "counter",
+            "Webhook deliveries not sent: the host resolved to a refused address",
+            webhooks.refused,
+        ),
         *_process_samples(),
     ]
 
