@@ -21,7 +21,11 @@ from token_bowl_chat_server.domain.errors import (
     NotFound,
     RateLimited,
 )
-from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
+from token_bowl_chat_server.domain.permissions import (
+    Action,
+    allowed,
+    check_can_update_own_profile,
+)
 from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import Sessions, UserStore
@@ -170,7 +174,7 @@ class Accounts:
 
     async def set_logo(self, user: User, logo: str | None) -> User:
         check_can_update_own_profile(user)
-        if logo is not None and user.role is Role.BOT:
+        if logo is not None and not allowed(user.role, Action.USE_LOGO):
             # Upstream lets bots bypass "bots use emoji only" here (gap 24).
             raise InvalidInput("Bots can only use emoji for avatars, not logos")
         updated = await self._update(user, logo=logo)
