@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -243,3 +246,30 @@ def test_signature_covers_timestamp_and_body() -> None:
     assert signature("whsec_k", 1700000000, body) == f"v1={expected}"
     assert signature("whsec_k", 1700000001, body) != signature("whsec_k", 1700000000, body)
     assert signature("whsec_other", 1700000000, body) != signature("whsec_k", 1700000000, body)
+
+
+def test_the_receiver_check_in_the_docs_accepts_exactly_our_signatures() -> None:
+    """docs/protocol-extensions.md tells receivers how to verify; run that code."""
+    docs = Path(__file__).parents[3] / "docs" / "protocol-extensions.md"
+    (snippet,) = [
+        block.split("```", 1)[0]
+        for block in docs.read_text().split("```python\n")[1:]
+        if "def is_from_token_bowl" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # our own documentation
+    check = namespace["is_from_token_bowl"]
+    body = b'{"id":"m1","content":"hi"}'
+    now = int(time.time())
+
+    def headers(timestamp: int, secret: str = "whsec_k") -> dict[str, str]:
+        return {
+            "X-Token-Bowl-Timestamp": str(timestamp),
+            "X-Token-Bowl-Signature": signature(secret, timestamp, body),
+        }
+
+    assert check("whsec_k", headers(now), body)
+    assert not check("whsec_k", headers(now, "whsec_other"), body)
+    assert not check("whsec_k", headers(now), body + b" ")
+    assert not check("whsec_k", headers(now - 3600), body)  # a replay of an old request
+    assert not check("whsec_k", {}, body)  # unsigned

@@ -8,7 +8,9 @@ stub only where a test must show that a public address was chosen without ever r
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import httpcore
 import httpx
@@ -207,3 +209,61 @@ async def test_unresolvable_names_and_dead_ports_are_httpx_connect_errors(
     transport = CheckedTransport(allow_private=True, resolver=ScriptedResolver(["127.0.0.1"]))
     with pytest.raises(httpx.ConnectError):
         await post(transport, f"http://gone.test:{receiver.port}/")
+
+
+# A self-signed certificate for hooks.test only (EC P-256, valid until 2126), made for this
+# test with `openssl req -x509 -newkey ec ... -subj /CN=hooks.test
+# -addext subjectAltName=DNS:hooks.test`.
+HOOKS_TEST_CERT = """\
+-----BEGIN CERTIFICATE-----
+MIIBmDCCAT6gAwIBAgIUB7XBwQYK7by65QV9jWjNvprtMNswCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKaG9va3MudGVzdDAgFw0yNjEyMDEwNTI0MThaGA8yMTI2MTEw
+NzA1MjQxOFowFTETMBEGA1UEAwwKaG9va3MudGVzdDBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABOeGmhZBIrw2f/DmBlzQ/ZgrhA83noInE4iweEN9TfBA0S3UkLXQ
+FnyoBHYSU7YGXKS6Bi2dz+sHf3pk4M+aSnijajBoMB0GA1UdDgQWBBR079PcWYOy
+Aoyvo09fIJmtSXQKGDAfBgNVHSMEGDAWgBR079PcWYOyAoyvo09fIJmtSXQKGDAP
+BgNVHRMBAf8EBTADAQH/MBUGA1UdEQQOMAyCCmhvb2tzLnRlc3QwCgYIKoZIzj0E
+AwIDSAAwRQIhAO7kk60gMRnytW31Py5wZfeCZLDeBwLTAfpoXowpue23AiBIUMTK
+w3GXAGKpyNkI4y7rca8kKgzKIzTM/9UmyZ60RA==
+-----END CERTIFICATE-----
+"""
+HOOKS_TEST_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgLchaJQJc/2IxHQoA
+ldS8NSLoFaXnqlq12tOd1/8kwPWhRANCAATnhpoWQSK8Nn/w5gZc0P2YK4QPN56C
+JxOIsHhDfU3wQNEt1JC10BZ8qAR2ElO2BlykugYtnc/rB396ZODPmkp4
+-----END PRIVATE KEY-----
+"""
+
+
+async def test_https_keeps_the_name_for_sni_and_the_certificate_check(tmp_path: Path) -> None:
+    """Connecting to the checked address must not change what TLS sees: SNI and the
+    certificate check use the URL's host name."""
+    (tmp_path / "cert.pem").write_text(HOOKS_TEST_CERT)
+    (tmp_path / "key.pem").write_text(HOOKS_TEST_KEY)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    receiver = Receiver()
+    receiver._server = await asyncio.start_server(receiver._serve, "127.0.0.1", 0, ssl=server_tls)
+    receiver.port = receiver._server.sockets[0].getsockname()[1]
+    client_tls = ssl.create_default_context(cadata=HOOKS_TEST_CERT)
+    try:
+        transport = CheckedTransport(
+            allow_private=True,
+            resolver=ScriptedResolver(["127.0.0.1"]),
+            ssl_context=client_tls,
+        )
+        resp = await post(transport, f"https://hooks.test:{receiver.port}/in")
+        assert resp.status_code == 204
+        assert names == ["hooks.test"]
+        assert f"\r\nHost: hooks.test:{receiver.port}\r\n" in receiver.heads[0]
+
+        # Another name on the same address: the certificate does not match it.
+        with pytest.raises(httpx.ConnectError):
+            await post(transport, f"https://other.test:{receiver.port}/in")
+        assert names[-1] == "other.test"
+        assert len(receiver.heads) == 1
+    finally:
+        await receiver.close()
