@@ -272,6 +272,9 @@ class UserRegistrationResponse(_Wire):
     admin: bool = False
     bot: bool = False
     emoji: str | None = None
+    # Extension: present only when ``webhook_url`` was given, shown once (as on PATCH
+    # /users/me/webhook): the secret that signs requests to it.
+    webhook_secret: str | None = None
 
 
 class UserProfileResponse(_Wire):
