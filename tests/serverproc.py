@@ -56,6 +56,12 @@ class ServerProcess:
             "TOKEN_BOWL_SEND_BURST": "100000",
             "TOKEN_BOWL_REGISTER_RATE": "100000",
             "TOKEN_BOWL_REGISTER_BURST": "100000",
+            # Bots' own send limit and the room's bot-turn cap are global to a server (the
+            # cap to the whole room), so tests sharing one must not trip them; tests/e2e/
+            # test_bots.py sets them on servers of its own.
+            "TOKEN_BOWL_BOT_SEND_RATE": "100000",
+            "TOKEN_BOWL_BOT_SEND_BURST": "100000",
+            "TOKEN_BOWL_BOT_TURN_CAP": "0",
             # Likewise the inbound frame budget and the connection caps (tests/e2e/
             # test_lifecycle.py lowers them).
             "TOKEN_BOWL_WS_FRAME_RATE": "100000",

@@ -84,6 +84,7 @@ _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.USER_NOT_FOUND: NotFoundError,
     ErrorCode.MESSAGE_NOT_FOUND: NotFoundError,
     ErrorCode.MESSAGE_DELETED: NotFoundError,
+    ErrorCode.BOT_NOT_FOUND: NotFoundError,
     ErrorCode.CONVERSATION_NOT_FOUND: NotFoundError,
     ErrorCode.NOT_FOUND_ROUTE: NotFoundError,
     ErrorCode.METHOD_NOT_ALLOWED: TokenBowlError,
@@ -92,6 +93,7 @@ _ERRORS_BY_CODE: dict[str, type[TokenBowlError]] = {
     ErrorCode.LAST_ADMIN: ConflictError,
     ErrorCode.RATE_LIMITED: RateLimitError,
     ErrorCode.TOO_MANY_CONNECTIONS: RateLimitError,
+    ErrorCode.BOT_TURN_LIMIT: RateLimitError,
     ErrorCode.INTERNAL_ERROR: ServerError,
     # The server cannot serve this now; the input was fine, so never a ValidationError.
     ErrorCode.STORAGE_UNAVAILABLE: ServerError,

@@ -18,6 +18,7 @@ from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import (
     accounts,
     admin_users,
+    bots,
     conversations,
     health,
     message_edits,
@@ -36,6 +37,7 @@ from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
+from token_bowl_chat_server.services.bots import BotService
 from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
@@ -48,6 +50,7 @@ from token_bowl_chat_server.services.webhook_setup import WebhookSetup
 from token_bowl_chat_server.services.webhook_transport import CheckedTransport
 from token_bowl_chat_server.services.webhooks import WebhookService
 from token_bowl_chat_server.settings import Settings
+from token_bowl_chat_server.storage.bots import SqlBotStore
 from token_bowl_chat_server.storage.conversations import SqlConversationStore
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.edits import SqlEditStore
@@ -73,7 +76,7 @@ async def build_services(settings: Settings) -> Services:
     )
     broker = MemoryBroker(hub)
     user_store = SqlUserStore(db)
-    message_store = SqlMessageStore(db)
+    message_store = SqlMessageStore(db, bot_turn_cap=settings.bot_turn_cap)
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
@@ -105,6 +108,10 @@ async def build_services(settings: Settings) -> Services:
         settings.write_batch_max,
         webhooks=webhooks.enqueue,
         limiter=RateLimiter(settings.send_rate, settings.send_burst),
+        bot_limiter=RateLimiter(settings.bot_send_rate, settings.bot_send_burst),
+    )
+    webhook_setup = WebhookSetup(
+        webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
     )
     return Services(
         settings=settings,
@@ -120,9 +127,7 @@ async def build_services(settings: Settings) -> Services:
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
         typing=typing,
         webhooks=webhooks,
-        webhook_setup=WebhookSetup(
-            webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
-        ),
+        webhook_setup=webhook_setup,
         resume=ResumeService(message_store, settings.heartbeat_interval, edit_store),
         admin=AdminService(
             user_store,
@@ -134,6 +139,7 @@ async def build_services(settings: Settings) -> Services:
             profile_changed=profile_announcer(broker.publish),
         ),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
+        bots=BotService(user_store, SqlBotStore(db), hub, webhook_setup),
         conversations=ConversationService(SqlConversationStore(db)),
         edits=EditService(edit_store, broker, message_service.publish_order),
     )
@@ -189,6 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         accounts.router,
+        bots.router,
         conversations.router,
         # Before messages: GET /messages/{message_id} would take /messages/read-marks.
         read_marks.router,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from token_bowl_chat.protocol.events import UnreadCount
 from token_bowl_chat.protocol.models import (
     ROOM_DESCRIPTION,
+    BotProfileResponse,
     ConversationResponse,
+    CreateBotResponse,
     MessageResponse,
     MessageType,
     PaginationMetadata,
@@ -16,6 +18,7 @@ from token_bowl_chat.protocol.models import (
     UserSummary,
     direct_description,
 )
+from token_bowl_chat_server.domain.bots import Bot
 from token_bowl_chat_server.domain.conversations import Conversation
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User, iso
 
@@ -108,6 +111,31 @@ def private_profile(user: User) -> UserProfileResponse:
         bot=user.role is Role.BOT,
         emoji=user.emoji,
         created_at=iso(user.created_at),
+    )
+
+
+def created_bot(bot: Bot, api_key: str, webhook_secret: str | None = None) -> CreateBotResponse:
+    """``POST /bots``: the only answer that carries the bot's key in plaintext (and its
+    webhook's signing secret, when it got a webhook)."""
+    return CreateBotResponse(
+        id=bot.user.id,
+        username=bot.user.username,
+        api_key=api_key,
+        created_by_id=bot.owner_id or "",
+        created_by=bot.owner_username or bot.owner_id or "",
+        emoji=bot.user.emoji,
+        webhook_url=bot.user.webhook_url,
+        webhook_secret=webhook_secret,
+    )
+
+
+def bot_profile(bot: Bot, webhook_secret: str | None = None) -> BotProfileResponse:
+    """A bot as ``GET /bots/me`` and ``PATCH /bots/{id}`` show it: the key masked (upstream
+    showed it in plaintext, gap 2); ``created_by`` falls back to the owner's id once that
+    account is gone."""
+    return BotProfileResponse(
+        **created_bot(bot, masked_key(bot.user), webhook_secret).model_dump(),
+        created_at=iso(bot.user.created_at),
     )
 
 

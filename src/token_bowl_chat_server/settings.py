@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # Beyond it a send gets 429 / an error frame with code rate_limited.
     send_rate: float = Field(default=20.0, gt=0)
     send_burst: int = Field(default=200, ge=1)
+    # Bots get a stricter bucket on top of the per-user one, so a runaway bot is slowed down
+    # long before it could flood the room: bot_send_burst at once, then bot_send_rate per s.
+    bot_send_rate: float = Field(default=2.0, gt=0)
+    bot_send_burst: int = Field(default=20, ge=1)
+    # The most bot messages the room takes in a row; the next bot room message is refused
+    # (429 / error frame bot_turn_limit) until a non-bot posts there. 0: no cap.
+    bot_turn_cap: int = Field(default=20, ge=0)
     # Registrations per client address: a bucket of register_burst refilled at register_rate
     # per second (default: 20 at once, then one every 5 s). Beyond it: 429 rate_limited.
     register_rate: float = Field(default=0.2, gt=0)

@@ -483,3 +483,30 @@ def test_conversation_methods(upstream_python: Path, live_server: LiveServer) ->
     assert (s["get_deleted"]["raised"], s["get_deleted"]["status"]) == ("NotFoundError", 404)
     assert s["async_delete"] == {"value": None}
     assert s["list_at_end"]["value"]["total"] == 0
+
+
+def test_bot_methods(upstream_python: Path, live_server: LiveServer) -> None:
+    """2.1.1's create_bot, get_my_bots, update_bot, regenerate_bot_api_key and delete_bot
+    (sync and async), then the bot's key sends and its messages arrive flagged as a bot's."""
+    prefix, r = run_driver(upstream_python, live_server, "bots")
+    owner = r["registrations"]["owner"]
+    bots = r["bots"]
+    created = bots["created"]
+    assert created["username"] == f"{prefix}_bot" and created["api_key_len"] == 64
+    assert (created["created_by_id"], created["created_by"]) == (owner["id"], owner["username"])
+    assert created["emoji"] == "🤖"
+    assert [b[1] for b in bots["listed"]] == [f"{prefix}_bot", f"{prefix}_spare"]
+    assert all(b[3] == owner["username"] for b in bots["listed"])
+    assert bots["listed_key_masked"] == [True, True]  # keys are shown once, at creation
+    assert bots["updated_emoji"] == "🦾"
+    assert bots["listed_after_delete"] == [created["id"]]
+    assert bots["rotated_message"] == "Bot API key regenerated successfully"
+    assert bots["old_key"] == "AuthenticationError"
+    assert bots["rest_sent_bot_flag"] is True
+    assert bots["delivered_bot_flags"] == {"beep over websocket": True, "beep over rest": True}
+    assert bots["history_bot_flags"] == {"beep over websocket": True, "beep over rest": True}
+    assert bots["listed_at_end"] == []
+    assert bots["deleted_key"] == "AuthenticationError"
+    delivered = [m for m in r["owner"]["messages"] if m["content"].startswith("beep")]
+    assert {m["from_username"] for m in delivered} == {f"{prefix}_bot"}
+    assert r["owner"]["errors"] == []

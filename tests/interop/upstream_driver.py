@@ -57,6 +57,7 @@ def msg_dict(msg: Any) -> dict[str, Any]:
         "id": msg.id,
         "from_user_id": msg.from_user_id,
         "from_username": msg.from_username,
+        "from_user_bot": msg.from_user_bot,
         "to_user_id": msg.to_user_id,
         "to_username": msg.to_username,
         "content": msg.content,
@@ -619,12 +620,85 @@ async def scenario_conversations(out: dict[str, Any]) -> None:
                 await peer.close()
 
 
+async def scenario_bots(out: dict[str, Any]) -> None:
+    """The bot methods of the sync and async REST clients: create, list, update, rotate and
+    delete; then the bot's (rotated) key sends over WebSocket and REST, and the owner's
+    WebSocket receives both, flagged as a bot's."""
+    owner = await register("owner", out)
+    bots: dict[str, Any] = {}
+    out["bots"] = bots
+    try:
+        await owner.connect()
+        made = await owner.rest.call("create_bot", f"{PREFIX}_bot", emoji="🤖")
+        spare = await owner.rest.call("create_bot", f"{PREFIX}_spare")
+        bots["created"] = {
+            "id": made.id,
+            "username": made.username,
+            "api_key_len": len(made.api_key),
+            "created_by_id": made.created_by_id,
+            "created_by": made.created_by,
+            "emoji": made.emoji,
+        }
+        async with AsyncTokenBowlClient(api_key=owner.api_key, base_url=HTTP_URL) as aclient:
+            listed = await aclient.get_my_bots()
+            bots["listed"] = [[b.id, b.username, b.emoji, b.created_by] for b in listed]
+            bots["listed_key_masked"] = [b.api_key.startswith("*") for b in listed]
+            updated = await aclient.update_bot(made.id, emoji="🦾")
+            bots["updated_emoji"] = updated.emoji
+            await aclient.delete_bot(spare.id)
+            bots["listed_after_delete"] = [b.id for b in await aclient.get_my_bots()]
+        rotated = await owner.rest.call("regenerate_bot_api_key", made.id)
+        bots["rotated_message"] = rotated["message"]
+        old = Rest(made.api_key)
+        try:
+            await old.call("get_my_profile")
+            bots["old_key"] = "accepted"
+        except AuthenticationError:
+            bots["old_key"] = "AuthenticationError"
+        finally:
+            old.close()
+
+        bot = Peer(made.username, made.id, rotated["api_key"])
+        try:
+            await bot.connect()
+            await bot.ws.send_message("beep over websocket")
+            sent = await bot.rest.call("send_message", "beep over rest")
+            bots["rest_sent_bot_flag"] = sent.from_user_bot
+        finally:
+            await bot.close()
+        flags = {}
+        for content in ("beep over websocket", "beep over rest"):
+            delivered = await owner.wait_message(content)
+            if delivered is not None:
+                flags[content] = delivered["from_user_bot"]
+        bots["delivered_bot_flags"] = flags
+        page = await owner.rest.call("get_messages", limit=10)
+        bots["history_bot_flags"] = {
+            m.content: m.from_user_bot for m in page.messages if m.content.startswith("beep")
+        }
+
+        await owner.rest.call("delete_bot", made.id)
+        bots["listed_at_end"] = [b.id for b in await owner.rest.call("get_my_bots")]
+        gone = Rest(rotated["api_key"])
+        try:
+            await gone.call("send_message", "from beyond")
+            bots["deleted_key"] = "accepted"
+        except AuthenticationError:
+            bots["deleted_key"] = "AuthenticationError"
+        finally:
+            gone.close()
+    finally:
+        await owner.close()
+    out["owner"] = owner.summary()
+
+
 SCENARIOS = {
     "auth": scenario_auth,
     "messaging": scenario_messaging,
     "receipts": scenario_receipts,
     "unread": scenario_unread,
     "conversations": scenario_conversations,
+    "bots": scenario_bots,
 }
 
 

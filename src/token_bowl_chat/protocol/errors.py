@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     MESSAGE_NOT_FOUND = "message_not_found"
     # the message was deleted: editing or deleting it again changes nothing (404)
     MESSAGE_DELETED = "message_deleted"
+    BOT_NOT_FOUND = "bot_not_found"
     CONVERSATION_NOT_FOUND = "conversation_not_found"
     USERNAME_TAKEN = "username_taken"
     RECIPIENT_IS_VIEWER = "recipient_is_viewer"
@@ -45,6 +46,8 @@ class ErrorCode(StrEnum):
     # limits
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    # a bot room message beyond the cap on bot messages in a row; a human message resets it
+    BOT_TURN_LIMIT = "bot_turn_limit"
     # service
     NOT_CONFIGURED = "not_configured"
     NOT_READY = "not_ready"

@@ -12,6 +12,7 @@ from token_bowl_chat_server.domain.permissions import check_can_update_own_profi
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
+from token_bowl_chat_server.services.bots import BotService
 from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
@@ -39,6 +40,7 @@ class Services:
     resume: ResumeService
     admin: AdminService
     read_marks: ReadMarks
+    bots: BotService
     conversations: ConversationService
     edits: EditService
 

@@ -18,6 +18,7 @@ from starlette.routing import Match, Mount, compile_path
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error
 from token_bowl_chat_server.domain.errors import (
+    BotTurnLimitReached,
     Conflict,
     DomainError,
     Forbidden,
@@ -39,6 +40,7 @@ STATUS: dict[type[DomainError], int] = {
     InvalidInput: 400,
     InvalidField: 422,
     RateLimited: 429,
+    BotTurnLimitReached: 429,
     StorageUnavailable: 503,
 }
 

@@ -9,6 +9,7 @@
     │   ├── RecipientIsViewer   (upstream answers this one with 400 too)
     │   └── InvalidField        one body field refused for a reason the schema cannot tell (422)
     ├── RateLimited             too many actions; ``retry_after`` seconds until the next
+    ├── BotTurnLimitReached     too many bot room messages in a row; a human must post first
     └── StorageUnavailable      the database cannot store or read now (disk full, down)
 
 ``message`` is upstream's human-readable text; ``code`` is the stable error code.
@@ -70,6 +71,19 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"Rate limit exceeded; retry in {retry_after:.1f} s")
         self.retry_after = retry_after
+
+
+class BotTurnLimitReached(DomainError):
+    """The room has had ``cap`` bot messages in a row; bots wait until a non-bot posts."""
+
+    default_code = ErrorCode.BOT_TURN_LIMIT
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"Bot turn limit reached: at most {cap} bot messages in a row in the room; "
+            "wait until someone who is not a bot posts there"
+        )
+        self.cap = cap
 
 
 class StorageUnavailable(DomainError):

@@ -31,7 +31,7 @@ from token_bowl_chat_server.services.own_copies import publish_own_copy
 from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserStore
 from token_bowl_chat_server.services.recipients import direct_recipient
 from token_bowl_chat_server.services.typing import TypingService
-from token_bowl_chat_server.storage.messages import Appended, NewMessage
+from token_bowl_chat_server.storage.messages import Appended, NewMessage, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class MessageService:
         clock: WallClock = now_micros,
         webhooks: Callable[[Message, str], None] | None = None,
         limiter: RateLimiter | None = None,
+        bot_limiter: RateLimiter | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.users = users
@@ -82,6 +83,8 @@ class MessageService:
         # Called with each newly stored message and its encoded text; must not block.
         self.webhooks = webhooks
         self.limiter = limiter
+        # Bots' own, stricter bucket, taken on top of the per-user one.
+        self.bot_limiter = bot_limiter
         self.monotonic = monotonic
         self.stored = 0  # messages stored since start (retries of a stored one not counted)
         self.commits = 0  # transactions those took: stored / commits is the group-commit size
@@ -94,7 +97,7 @@ class MessageService:
         # deletes (services/edits.py), which take seqs too, hold it as well, so every
         # connection gets messages and edit events in seq order.
         self.publish_order = asyncio.Lock()
-        self._writer: Batcher[NewMessage, Appended] = Batcher(
+        self._writer: Batcher[NewMessage, Appended | Refused] = Batcher(
             self._flush_in_order,
             max_batch,
             # An unavailable database fails every message alike: no use retrying them apart.
@@ -131,6 +134,10 @@ class MessageService:
             retry_after = self.limiter.take(sender.id, self.monotonic())
             if retry_after:
                 raise RateLimited(retry_after)
+        if self.bot_limiter is not None and sender.is_bot:
+            retry_after = self.bot_limiter.take(sender.id, self.monotonic())
+            if retry_after:
+                raise RateLimited(retry_after)
         recipient = await direct_recipient(self.users, to_username)
         new = NewMessage(
             id=str(uuid.uuid4()),
@@ -141,9 +148,11 @@ class MessageService:
             client_message_id=client_message_id,
         )
         appended = await self._writer.submit(new)
+        if isinstance(appended, Refused):
+            raise appended.error
         return appended.message
 
-    async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended]:
+    async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         """The batcher's flush: one transaction, then delivery of what it stored.
 
         Only the transaction may raise (the batcher then retries the batch in halves to
@@ -159,6 +168,8 @@ class MessageService:
         # Published here, in seq order, before any caller resumes: every connection receives
         # messages in the order they were stored.
         for result in results:
+            if isinstance(result, Refused):
+                continue
             if result.created or self._unconfirmed.pop(result.message.id, False):
                 self.stored += 1
                 try:
@@ -167,7 +178,7 @@ class MessageService:
                     logger.exception("publishing stored message %s failed", result.message.id)
         return results
 
-    async def _flush_in_order(self, batch: Sequence[NewMessage]) -> list[Appended]:
+    async def _flush_in_order(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         async with self.publish_order:
             return await self._commit_and_publish(batch)
 

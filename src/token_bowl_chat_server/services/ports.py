@@ -11,7 +11,7 @@ from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.realtime.connection import Connection
 from token_bowl_chat_server.storage.conversations import NewConversation
 from token_bowl_chat_server.storage.edits import Found, MessageEvent
-from token_bowl_chat_server.storage.messages import Appended, NewMessage
+from token_bowl_chat_server.storage.messages import Appended, NewMessage, Refused
 from token_bowl_chat_server.storage.reads import NewlyRead
 
 
@@ -26,7 +26,7 @@ class UserStore(Protocol):
 
 
 class MessageStore(Protocol):
-    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended]: ...
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]: ...
     async def by_id(self, message_id: str) -> Message | None: ...
     async def room_history(
         self, limit: int, offset: int, since: int | None

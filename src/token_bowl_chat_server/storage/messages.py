@@ -22,7 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from token_bowl_chat.protocol.models import MessageType, Role
+from token_bowl_chat_server.domain.bot_turns import Turn, admit_turns, streak_after
 from token_bowl_chat_server.domain.entities import Message, User
+from token_bowl_chat_server.domain.errors import BotTurnLimitReached, DomainError
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.tables import counters, messages, read_states, users
 
@@ -36,7 +38,9 @@ MESSAGE_COLUMNS = (
     func.coalesce(_from.c.username, messages.c.from_username).label("from_username"),
     _from.c.logo.label("from_user_logo"),
     _from.c.emoji.label("from_user_emoji"),
-    (_from.c.role == Role.BOT.value).label("from_user_bot"),
+    # The author's current role; once the account is gone, whether it was a bot when it
+    # sent (upstream answered false then, so a deleted bot's messages looked human).
+    func.coalesce(_from.c.role == Role.BOT.value, messages.c.from_bot).label("from_user_bot"),
     messages.c.to_user_id,
     func.coalesce(_to.c.username, messages.c.to_username).label("to_username"),
     messages.c.content,
@@ -92,6 +96,20 @@ class Appended:
     created: bool  # False: a retry of an earlier send with the same client message id
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Not stored, by a rule judged inside the transaction (the bot-turn cap); the rest of
+    the batch is stored all the same."""
+
+    error: DomainError
+
+
+def _turn(new: NewMessage) -> Turn:
+    if new.recipient is not None:
+        return Turn.OTHER
+    return Turn.BOT_ROOM if new.sender.role is Role.BOT else Turn.HUMAN_ROOM
+
+
 def _stored(new: NewMessage, seq: int) -> Message:
     return Message(
         seq=seq,
@@ -121,22 +139,32 @@ def delivered_to(user_id: str) -> ColumnElement[bool]:
 
 
 class SqlMessageStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, bot_turn_cap: int = 0) -> None:
+        """``bot_turn_cap``: the most bot room messages in a row (0: no cap)."""
         self.db = db
+        self.bot_turn_cap = bot_turn_cap
 
-    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended]:
+    async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         """Store a batch in ONE transaction and return each result in input order.
 
         ``seq`` values are taken from the counter row inside the transaction; the row lock
-        makes them commit in order. Unread counters move in the same transaction.
+        makes them commit in order. Unread counters move in the same transaction, and so
+        does the room's bot streak: a bot room message beyond the cap is ``Refused`` (not
+        stored, judged in ``seq`` order), and the others are stored.
         """
+        judge = self.bot_turn_cap > 0 and any(_turn(new) is Turn.BOT_ROOM for new in batch)
         async with self.db.write() as conn:
-            if any(new.client_message_id for new in batch):
+            streak = 0
+            if judge or any(new.client_message_id for new in batch):
                 # Take the counter row lock before looking for earlier sends, so a retry in
-                # a concurrent transaction (PostgreSQL) waits and then sees the first one.
-                await conn.execute(
-                    select(counters.c.last_seq).where(counters.c.id == 1).with_for_update()
-                )
+                # a concurrent transaction (PostgreSQL) waits and then sees the first one,
+                # and before reading the bot streak, so no other writer moves it until we
+                # commit: the cap holds exactly, across server processes too.
+                streak = (
+                    await conn.execute(
+                        select(counters.c.bot_streak).where(counters.c.id == 1).with_for_update()
+                    )
+                ).scalar_one()
             existing = await self._existing_by_client_id(conn, batch)
             fresh: list[NewMessage] = []
             claimed: dict[tuple[str, str], NewMessage] = {}
@@ -147,17 +175,30 @@ class SqlMessageStore:
                 elif key not in existing and key not in claimed:
                     claimed[key] = new
                     fresh.append(new)
-            seqs = await self._allocate(conn, fresh)
+            refused: set[str] = set()
+            new_streak: ColumnElement[int] | int | None
+            if judge:
+                outcome = admit_turns(streak, [_turn(new) for new in fresh], self.bot_turn_cap)
+                refused = {n.id for n, ok in zip(fresh, outcome.admitted, strict=True) if not ok}
+                fresh = [new for new in fresh if new.id not in refused]
+                new_streak = outcome.streak
+            else:
+                reset, added = streak_after([_turn(new) for new in fresh])
+                new_streak = added if reset else counters.c.bot_streak + added if added else None
+            seqs = await self._allocate(conn, fresh, new_streak)
             if fresh:
                 await self._insert(conn, fresh, seqs)
                 await self._bump_counters(conn, fresh)
-        results: list[Appended] = []
+        results: list[Appended | Refused] = []
         by_id = {new.id: _stored(new, seq) for new, seq in zip(fresh, seqs, strict=True)}
         for new in batch:
             if new.id in by_id:
                 results.append(Appended(by_id[new.id], created=True))
                 continue
             key = (new.sender.id, new.client_message_id or "")
+            if new.id in refused or (key in claimed and claimed[key].id in refused):
+                results.append(Refused(BotTurnLimitReached(self.bot_turn_cap)))
+                continue
             earlier = existing.get(key) or by_id[claimed[key].id]
             results.append(Appended(earlier, created=False))
         return results
@@ -187,18 +228,26 @@ class SqlMessageStore:
         return found
 
     @staticmethod
-    async def _allocate(conn: AsyncConnection, fresh: Sequence[NewMessage]) -> list[int]:
+    async def _allocate(
+        conn: AsyncConnection,
+        fresh: Sequence[NewMessage],
+        bot_streak: ColumnElement[int] | int | None,
+    ) -> list[int]:
+        """Take ``seq`` values for ``fresh``; set the bot streak unless it is ``None``."""
         if not fresh:
             return []
         rooms = sum(1 for new in fresh if new.recipient is None)
+        values: dict[str, Any] = {
+            "last_seq": counters.c.last_seq + len(fresh),
+            "room_messages": counters.c.room_messages + rooms,
+        }
+        if bot_streak is not None:
+            values["bot_streak"] = bot_streak
         last = (
             await conn.execute(
                 update(counters)
                 .where(counters.c.id == 1)
-                .values(
-                    last_seq=counters.c.last_seq + len(fresh),
-                    room_messages=counters.c.room_messages + rooms,
-                )
+                .values(values)
                 .returning(counters.c.last_seq)
             )
         ).scalar_one()
@@ -227,6 +276,7 @@ class SqlMessageStore:
                     "content": new.content,
                     "created_at": new.created_at,
                     "client_message_id": new.client_message_id,
+                    "from_bot": new.sender.role is Role.BOT,
                 }
                 for new, seq in zip(fresh, seqs, strict=True)
             ],

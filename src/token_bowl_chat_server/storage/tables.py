@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -64,6 +66,7 @@ users = Table(
         sqlite_where=text("webhook_url IS NOT NULL"),
         postgresql_where=text("webhook_url IS NOT NULL"),
     ),
+    Index("ix_users_created_by", "created_by_id", "created_at"),  # one owner's bots
 )
 
 read_states = Table(
@@ -89,6 +92,8 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("client_message_id", String(128), nullable=True),
+    # Whether the author was a bot when it sent: the flag outlives the account.
+    Column("from_bot", Boolean, nullable=False, server_default=false()),
     # Set by the newest edit (storage/edits.py). A deleted message stays as a tombstone (its
     # content emptied) so receipts and edit events keep their rows; every query skips it.
     Column("edited_at", BigInteger, nullable=True),
@@ -194,4 +199,6 @@ counters = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_seq", BigInteger, nullable=False),
     Column("room_messages", BigInteger, nullable=False),
+    # Room messages by bots since the room's last message by a non-bot (domain/bot_turns.py).
+    Column("bot_streak", BigInteger, nullable=False, server_default="0"),
 )
