@@ -153,18 +153,12 @@ class ConversationService:
             if not _is_uuid(message_id):
                 # REST refuses these with 422 first; this is the WebSocket's answer.
                 raise InvalidInput("Invalid message ID format", ErrorCode.INVALID_ID)
-        found = await self.store.messages_by_ids([m for m in message_ids if is_message_id(m)])
+        found = await self.store.refs_by_ids([m for m in message_ids if is_message_id(m)])
         resolved: list[tuple[int, MessageRef]] = []
         for message_id in message_ids:
-            message = found.get(message_id)
-            if message is None or not can_see(user, message):
+            hit = found.get(message_id)
+            if hit is None or not can_see(user, hit[1]):
                 # Someone else's DM is "not found", as everywhere else.
                 raise NotFound(f"Message {message_id} not found", ErrorCode.MESSAGE_NOT_FOUND)
-            ref = MessageRef(
-                message_id=message.id,
-                message_type=message.message_type,
-                from_user_id=message.from_user_id,
-                to_user_id=message.to_user_id,
-            )
-            resolved.append((message.seq, ref))
+            resolved.append(hit)
         return resolved

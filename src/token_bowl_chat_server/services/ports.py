@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from token_bowl_chat_server.domain.conversations import Conversation
+from token_bowl_chat_server.domain.conversations import Conversation, MessageRef
 from token_bowl_chat_server.domain.entities import Message, UnreadCounts, User
 from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.realtime.connection import Connection
@@ -62,7 +62,9 @@ class EditStore(Protocol):
 
 
 class ConversationStore(Protocol):
-    async def messages_by_ids(self, message_ids: Sequence[str]) -> dict[str, Message]: ...
+    async def refs_by_ids(
+        self, message_ids: Sequence[str]
+    ) -> dict[str, tuple[int, MessageRef]]: ...
     async def create(self, new: NewConversation) -> None: ...
     async def update(
         self, conversation_id: str, values: dict[str, Any], message_seqs: Sequence[int] | None

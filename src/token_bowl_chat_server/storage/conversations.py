@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import MessageType
 from token_bowl_chat_server.domain.conversations import Conversation, MessageRef
-from token_bowl_chat_server.domain.entities import Message
 from token_bowl_chat_server.domain.errors import NotFound
 from token_bowl_chat_server.storage.database import Database
-from token_bowl_chat_server.storage.messages import NOT_DELETED, message_from_row, select_messages
+from token_bowl_chat_server.storage.messages import NOT_DELETED
 from token_bowl_chat_server.storage.tables import (
     conversation_messages,
     conversations,
@@ -34,6 +33,12 @@ _CONVERSATION_COLUMNS = (
         "created_by_username"
     ),
     conversations.c.created_at,
+)
+_REF_COLUMNS = (
+    messages.c.id,
+    messages.c.message_type,
+    messages.c.from_user_id,
+    messages.c.to_user_id,
 )
 _WITH_CREATOR = conversations.outerjoin(users, users.c.id == conversations.c.created_by_id)
 # Newest first; the id orders conversations created in the same microsecond.
@@ -60,16 +65,17 @@ class SqlConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def messages_by_ids(self, message_ids: Sequence[str]) -> dict[str, Message]:
-        """The stored, not deleted, messages among ``message_ids``, by id."""
+    async def refs_by_ids(self, message_ids: Sequence[str]) -> dict[str, tuple[int, MessageRef]]:
+        """The stored, not deleted, messages among ``message_ids``: each id's ``seq`` and
+        what visibility depends on (not the content, which a list of 1000 ids does not need)."""
         wanted = sorted(set(message_ids))
         if not wanted:
             return {}
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select_messages().where(messages.c.id.in_(wanted), NOT_DELETED)
+                select(*_REF_COLUMNS, messages.c.seq).where(messages.c.id.in_(wanted), NOT_DELETED)
             )
-            return {row["id"]: message_from_row(row) for row in rows.mappings()}
+            return {row["id"]: (row["seq"], _ref(row)) for row in rows.mappings()}
 
     async def create(self, new: NewConversation) -> None:
         """Raises NotFound when a listed message was removed meanwhile (nothing is stored)."""
@@ -189,13 +195,7 @@ class SqlConversationStore:
         if not conversation_ids:
             return {}
         rows = await conn.execute(
-            select(
-                conversation_messages.c.conversation_id,
-                messages.c.id,
-                messages.c.message_type,
-                messages.c.from_user_id,
-                messages.c.to_user_id,
-            )
+            select(conversation_messages.c.conversation_id, *_REF_COLUMNS)
             .select_from(
                 conversation_messages.join(
                     messages, messages.c.seq == conversation_messages.c.message_seq
@@ -206,15 +206,17 @@ class SqlConversationStore:
         )
         found: dict[str, list[MessageRef]] = {}
         for row in rows.mappings():
-            found.setdefault(row["conversation_id"], []).append(
-                MessageRef(
-                    message_id=row["id"],
-                    message_type=MessageType(row["message_type"]),
-                    from_user_id=row["from_user_id"],
-                    to_user_id=row["to_user_id"],
-                )
-            )
+            found.setdefault(row["conversation_id"], []).append(_ref(row))
         return found
+
+
+def _ref(row: RowMapping) -> MessageRef:
+    return MessageRef(
+        message_id=row["id"],
+        message_type=MessageType(row["message_type"]),
+        from_user_id=row["from_user_id"],
+        to_user_id=row["to_user_id"],
+    )
 
 
 def _conversation(row: RowMapping, refs: dict[str, list[MessageRef]]) -> Conversation:
