@@ -318,6 +318,32 @@ async def test_rest_permissions(
     assert (await get(http, bob, other["id"])).status_code == 404
 
 
+async def test_every_role_creates_and_manages_its_own(
+    http: httpx.AsyncClient, live_server: LiveServer, people: dict[str, Account]
+) -> None:
+    resp = await http.post(
+        "/bots", json={"username": live_server.unique("cv_bot")}, headers=key(people["alice"])
+    )
+    assert resp.status_code == 201, resp.text
+    bot = Account(
+        id=resp.json()["id"], username=resp.json()["username"], api_key=resp.json()["api_key"]
+    )
+    room = await send(http, bot, "a bot's room message")
+    for account in (people["bob"], people["viewer"], bot, live_server.admin):
+        conv = await create(http, account, title="own", message_ids=[room])
+        assert conv["created_by_username"] == account.username
+        assert conv["id"] in [
+            c["id"] for c in (await listing(http, account, limit=100))["conversations"]
+        ]
+        assert (await get(http, account, conv["id"])).json() == conv
+        resp = await http.patch(
+            f"/conversations/{conv['id']}", json={"title": "mine"}, headers=key(account)
+        )
+        assert resp.json() == {**conv, "title": "mine"}
+        resp = await http.delete(f"/conversations/{conv['id']}", headers=key(account))
+        assert resp.status_code == 204
+
+
 async def test_rest_creator_shown_under_current_name(
     http: httpx.AsyncClient, live_server: LiveServer, people: dict[str, Account]
 ) -> None:
