@@ -231,14 +231,30 @@ class ManagedServer:
     def log_path(self) -> Path:
         return self.tmpdir / "server.log"
 
+    def argv(self) -> list[str]:
+        """The server's command line (``bench/compare.py`` starts the reference through this)."""
+        port = str(self.port)
+        return [
+            sys.executable,
+            "-m",
+            "token_bowl_chat_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+        ]
+
     def start(self) -> None:
         env = {**os.environ, "DATABASE_URL": self.database_url, **self.env_overrides}
-        argv = [sys.executable, "-m", "token_bowl_chat_server"]
-        argv += ["--host", "127.0.0.1", "--port", str(self.port)]
         log(f"starting server on {self.base_url} (log: {self.log_path})")
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                argv, env=env, cwd=self.tmpdir, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                self.argv(),
+                env=env,
+                cwd=self.tmpdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
             )
         try:
             wait_healthy(self.base_url, self.proc, self.startup_timeout)
@@ -790,6 +806,7 @@ def summarize(
         "drain_wait_s": round(max(r["drain_s"] for r in reports), 3),
         "drain_complete": all(r["complete"] for r in reports),
         "receiver_cpu_s": round(sum(r["cpu_s"] for r in reports), 2),
+        "receiver_cpu_s_max": round(max(r["cpu_s"] for r in reports), 2),
     }
 
 
@@ -818,6 +835,7 @@ async def run_once(n: int, opts: argparse.Namespace, target: Target) -> dict[str
         reports = await drain_phase(workers, sent, opts.drain_timeout)
         cpu_after = target.cpu_seconds()
         result = summarize(n, senders, phase, reports, failures)
+        result["measured_wall_s"] = round((time.time_ns() - phase.start_ns) / 1e9, 3)
         if cpu_before is not None and cpu_after is not None:
             result["server_cpu_s"] = round(cpu_after - cpu_before, 2)
         result["sender_cpu_s"] = round(time.process_time() - own_cpu_before, 2)

@@ -18,6 +18,14 @@ from token_bowl_chat_server.storage.failures import unavailable_as_domain_error
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
+# Read connections kept open. Every REST request reads (its user by key hash, at least), so the
+# pool must cover the requests in flight at once: SQLAlchemy's default keeps 5 and closes any
+# overflow connection as soon as it is returned, so 16 concurrent requests kept opening and
+# closing connections (on SQLite a new aiosqlite thread, a file open and the PRAGMAs each; on
+# PostgreSQL a new backend process). Beyond this many, up to as many again are opened for a
+# burst; the excess is closed when returned.
+READ_POOL_SIZE = 32
+
 
 def _sqlite_file(url: str) -> Path | None:
     parsed = make_url(url)
@@ -44,7 +52,12 @@ class Database:
         path = _sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url)
+        # An in-memory SQLite database has one static connection and no pool to size.
+        in_memory = self.is_sqlite and path is None
+        read_pool = (
+            {} if in_memory else {"pool_size": READ_POOL_SIZE, "max_overflow": READ_POOL_SIZE}
+        )
+        self.engine: AsyncEngine = create_async_engine(url, **read_pool)
         # On SQLite the write lock admits one writer at a time: one connection is enough.
         writer_pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if self.is_sqlite else {}
         self.write_engine: AsyncEngine = create_async_engine(url, **writer_pool)
