@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench soak clean
+.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench bench-fanout soak clean
 
 # $(call debian_package,CHECK,PACKAGE): when the shell command CHECK fails, install Debian's
 # PACKAGE if we may (root with apt), else say how.
@@ -61,7 +61,12 @@ chromium:
 
 test: lint typecheck webcheck pytest pytest-postgresql
 
+# Our server against bench/reference.py (issue 10): one JSON line per case on stdout.
+BENCH_ROUNDS ?= 3
 bench: $(STAMP)
+	$(BIN)/python bench/compare.py --rounds $(BENCH_ROUNDS)
+
+bench-fanout: $(STAMP)
 	$(BIN)/python bench/fanout.py --sweep 50,200,500
 
 # Not part of `make test`: mixed load for SOAK_MINUTES, watching the server for leaks.

@@ -383,6 +383,8 @@ def cases() -> dict[str, Case]:
 def measure(case: Case, kind: str, opts: argparse.Namespace) -> dict[str, Any]:
     """One run of ``case`` on a fresh server of ``kind`` ("ours" or "reference")."""
     env = fanout.QUIET_SERVER | fanout.NO_RATE_LIMIT
+    if kind == "ours":
+        env |= dict(item.split("=", 1) for item in opts.server_env)
     server_class = fanout.ManagedServer if kind == "ours" else ReferenceServer
     server = server_class(env, opts.startup_timeout)
     record: dict[str, Any] = {}
@@ -474,8 +476,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--history-scale", type=float, default=1.0, help="multiply seeded history (smoke)")
     add("--seed-timeout", type=float, default=120.0, help="seconds for seeding the history")
     add("--startup-timeout", type=float, default=60.0, help="seconds for GET /health to pass")
+    add("--server-env", action="append", default=[], metavar="KEY=VALUE", help="our server's env")
     add("--http-worker", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    opts = parser.parse_args(argv)
+    for item in opts.server_env:
+        if "=" not in item:
+            raise SystemExit(f"--server-env wants KEY=VALUE, got {item!r}")
+    return opts
 
 
 def selected(opts: argparse.Namespace) -> list[Case]:
