@@ -128,9 +128,11 @@ async def test_a_delete_reaches_both_parties_of_a_dm_and_leaves_history(
 
 
 async def test_unread_counts_drop_exactly_for_those_who_had_it_unread(
-    make_server: Callable[..., LiveServer],
+    live_server: LiveServer,
 ) -> None:
-    server = make_server()
+    """On the shared server the room holds other tests' messages too: each count is checked
+    against its value before the deletes (no other test sends meanwhile)."""
+    server = live_server
     author, reader, marker, idle = (server.register() for _ in range(4))
     first = send(server, author, "first")
     doomed = send(server, author, "doomed")
@@ -143,22 +145,30 @@ async def test_unread_counts_drop_exactly_for_those_who_had_it_unread(
         assert http.post("/messages/mark-all-read").status_code == 200
     late = server.register()  # every retained room message starts unread for a newcomer
     people = (author, reader, marker, idle, late)
-    assert [counts(server, p) for p in people] == [(0, 0), (1, 0), (0, 0), (2, 1), (2, 0)]
+    before = [counts(server, p) for p in people]
+    assert before[2] == (0, 0) and before[3][1] == 1 and before[1][1] == 0
+    assert before[3][0] == before[4][0] == before[1][0] + 1  # reader has read "doomed"
 
     with api(server, author) as http:
         for message in (doomed, dm_unread, dm_read):
             assert http.delete(f"/messages/{message['id']}").status_code == 204
 
-    assert [counts(server, p) for p in people] == [(0, 0), (1, 0), (0, 0), (1, 0), (1, 0)]
+    change = [(0, 0), (0, 0), (0, 0), (-1, -1), (-1, 0)]  # only where it was unread
+    after = [counts(server, p) for p in people]
+    assert after == [(r + dr, d + dd) for (r, d), (dr, dd) in zip(before, change, strict=True)]
     with api(server, idle) as http:
-        unread = http.get("/messages/unread").json()
+        # The newest two unread (oldest first): "first" is the newest, "doomed" is gone.
+        newest = {"limit": 2, "offset": max(0, after[3][0] - 2)}
+        unread = http.get("/messages/unread", params=newest).json()
         unread_dms = http.get("/messages/direct/unread").json()
-    assert [m["id"] for m in unread] == [first["id"]] and unread_dms == []
+    assert unread[-1]["id"] == first["id"] and unread_dms == []
+    assert doomed["id"] not in [m["id"] for m in unread]
     # Marking everything read still ends at zero, and later messages count as usual.
     send(server, author, "later")
+    assert counts(server, idle) == (after[3][0] + 1, 0)
     with api(server, idle) as http:
-        assert http.post("/messages/mark-all-read").json() == {"marked_as_read": 2}
-    assert counts(server, idle) == (0, 0)
+        marked = http.post("/messages/mark-all-read").json()["marked_as_read"]
+    assert marked == after[3][0] + 1 and counts(server, idle) == (0, 0)
 
 
 async def test_permissions_edit_own_or_as_admin_over_both_transports(
