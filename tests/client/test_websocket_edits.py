@@ -79,9 +79,9 @@ async def test_another_users_sdk_sees_edits_and_deletes_live_as_callbacks_and_ev
 
 
 async def test_edits_and_deletes_made_while_away_fire_after_the_resume_in_seq_order(
-    make_server: Callable[..., LiveServer],
+    live_server: LiveServer,
 ) -> None:
-    server = make_server()
+    server = live_server
     proxy = TcpProxy(server.proc.port)
     await proxy.start()
     me, alice = server.register(), server.register()
