@@ -7,10 +7,11 @@ are PROTOCOL.md section 7.1 plus our extensions (docs/protocol-extensions.md): r
 kept per user id, so a rename keeps it; DMs are visible to their two parties only; a DM to
 oneself is never unread.
 
-Edits and deletes do not exist in the server yet. When they do: a delete sets
-``Message.deleted`` (every question goes through :meth:`Model.live`, so a deleted message
-stops counting, listing and being visible at once), and an edit replaces ``Message.content``
-(every rendering reads it from here). The state machine then needs one rule each.
+Edits and deletes: a delete sets ``Message.deleted`` (every question goes through
+:meth:`Model.live`, so a deleted message stops counting, listing and being visible at once),
+and an edit replaces ``Message.content`` (every rendering reads it from here). The storage
+state machine (tests/server/storage/test_unread_model.py) has a rule for each; the server
+one (test_state_machine.py) does not yet.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ both unread lists, the DM history, the room history, who is online, and every fr
 socket received since the previous step (deliveries in ``seq`` order, read receipts,
 ``read_up_to``, pushed unread counts, presence, ``resumed``) must equal what the model says.
 
-Edits and deletes do not exist yet; model.py says where they go.
+Edits and deletes are not among the steps yet (tests/server/storage/test_unread_model.py
+checks them against the same model at the storage layer; tests/e2e/test_message_edits.py
+through the server).
 
 Bounded for CI by default; ``TOKEN_BOWL_MODEL=long`` runs many more and longer sequences.
 With ``pytest --database postgresql`` the server runs on PostgreSQL.
