@@ -288,6 +288,27 @@ async def test_deleting_a_user_closes_its_sockets_and_keeps_its_messages(
         assert unread["unread_direct_messages"] >= 1
 
 
+async def test_deleting_a_user_deletes_the_bots_it_created(live_server: LiveServer) -> None:
+    owner = live_server.register()
+    created = httpx.post(
+        f"{live_server.http_url}/bots",
+        headers=auth(owner),
+        json={"username": live_server.unique("bot")},
+    )
+    assert created.status_code == 201, created.text
+    bot = Account(created.json()["id"], created.json()["username"], created.json()["api_key"])
+    ws = await WsClient.connect(live_server.ws_url, bot.api_key)
+    try:
+        await ws.recv_until(lambda f: f.get("type") == "hello")
+        assert admin_call(live_server, "DELETE", f"/admin/users/{owner.id}").status_code == 204
+        assert await wait_closed(ws) == 1008
+    finally:
+        await ws.close()
+    assert admin_call(live_server, "GET", f"/admin/users/{bot.id}").status_code == 404
+    me = httpx.get(f"{live_server.http_url}/users/me", headers=auth(bot))
+    assert me.status_code == 401
+
+
 # --- the last admin ---------------------------------------------------------------------------
 
 

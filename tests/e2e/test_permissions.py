@@ -356,6 +356,26 @@ ROWS: list[Row] = [
         ADMIN,
         rest=lambda c: ("DELETE", f"/conversations/{c.others_conversation}", None),
     ),
+    # --- bots -------------------------------------------------------------------------------
+    Row(
+        "create a bot",
+        PEOPLE,
+        rest=lambda c: ("POST", "/bots", {"username": c.server.unique("mybot")}),
+    ),
+    Row("list own bots", EVERYONE, rest=lambda c: ("GET", "/bots/me", None)),
+    Row(
+        "update someone else's bot",
+        ADMIN,
+        rest=lambda c: ("PATCH", f"/bots/{c.others_bot}", {"emoji": "🤖"}),
+    ),
+    Row(
+        "rotate someone else's bot's key",
+        ADMIN,
+        rest=lambda c: ("POST", f"/bots/{c.others_bot}/regenerate-api-key", None),
+    ),
+    Row(
+        "delete someone else's bot", ADMIN, rest=lambda c: ("DELETE", f"/bots/{c.others_bot}", None)
+    ),
 ]
 
 
