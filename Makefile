@@ -41,14 +41,20 @@ webcheck:
 	cd web-check && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	cd web-check && npx --no-install tsc -p tsconfig.json
 
-# The fault tests start a PostgreSQL cluster of their own on either pass; the web tests drive
-# Debian's chromium.
-pytest: $(STAMP) postgresql chromium
-	$(BIN)/pytest -W error
+# Tests mostly wait on servers and sockets, so more than one worker keeps the cores busy;
+# modules stay whole on one worker (their module-scoped servers start once).
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -W error -n $(PYTEST_WORKERS) --dist loadscope
 
-# The same suite again with every server on a throwaway PostgreSQL cluster.
+# The fault tests start a PostgreSQL cluster of their own; the web tests drive Debian's
+# chromium.
+pytest: $(STAMP) postgresql chromium
+	$(PYTEST)
+
+# Again with every server on a throwaway PostgreSQL cluster: the tests that reach a database
+# (tests/conftest.py leaves out the ones that would only repeat the SQLite pass).
 pytest-postgresql: $(STAMP) postgresql chromium
-	$(BIN)/pytest -W error --database postgresql
+	$(PYTEST) --database postgresql
 
 # Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
 postgresql:
