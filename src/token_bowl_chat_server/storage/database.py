@@ -18,13 +18,16 @@ from token_bowl_chat_server.storage.failures import unavailable_as_domain_error
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
-# Read connections kept open. Every REST request reads (its user by key hash, at least), so the
+# Connections kept open. Every REST request reads (its user by key hash, at least), so the read
 # pool must cover the requests in flight at once: SQLAlchemy's default keeps 5 and closes any
 # overflow connection as soon as it is returned, so 16 concurrent requests kept opening and
 # closing connections (on SQLite a new aiosqlite thread, a file open and the PRAGMAs each; on
-# PostgreSQL a new backend process). Beyond this many, up to as many again are opened for a
-# burst; the excess is closed when returned.
-READ_POOL_SIZE = 32
+# PostgreSQL a new backend process). Each pool opens up to as many again for a burst and closes
+# the excess when it is returned. On PostgreSQL concurrent writes (read marks, registrations)
+# take connections too; one server then holds at most 2 x (24 + 16) = 80 connections, under the
+# default max_connections of 100.
+READ_POOL_SIZE = 24
+POSTGRES_WRITE_POOL_SIZE = 16
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -59,7 +62,11 @@ class Database:
         )
         self.engine: AsyncEngine = create_async_engine(url, **read_pool)
         # On SQLite the write lock admits one writer at a time: one connection is enough.
-        writer_pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if self.is_sqlite else {}
+        writer_pool: dict[str, Any] = (
+            {"pool_size": 1, "max_overflow": 0}
+            if self.is_sqlite
+            else {"pool_size": POSTGRES_WRITE_POOL_SIZE, "max_overflow": POSTGRES_WRITE_POOL_SIZE}
+        )
         self.write_engine: AsyncEngine = create_async_engine(url, **writer_pool)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
