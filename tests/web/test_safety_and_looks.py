@@ -108,6 +108,11 @@ def test_register_shows_the_key_once_then_chats(server: LiveServer, browser) -> 
         page.get_by_test_id("sign-out").click()
         expect(page.get_by_test_id("signin")).to_be_visible()
         assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+        # Without "remember me" the key lives in this tab only (sessionStorage).
+        page.get_by_test_id("signin-key").fill(key)
+        page.get_by_test_id("signin-submit").click()
+        expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+        assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 1]
     finally:
         context.close()
 
