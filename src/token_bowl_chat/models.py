@@ -50,6 +50,8 @@ from token_bowl_chat.protocol.models import (
     WebhookDeliveryOutcome,
     WebhookSecretResponse,
     WebhookUpdateResponse,
+    WebSocketConnectionInfo,
+    WebSocketConnectionsResponse,
 )
 
 # The upstream client named the 422 item model ``ValidationError`` in this module. The alias
@@ -99,6 +101,8 @@ __all__ = [
     "UserRegistrationResponse",
     "UserSummary",
     "ValidationErrorItem",
+    "WebSocketConnectionInfo",
+    "WebSocketConnectionsResponse",
     "WebhookDelivery",
     "WebhookDeliveryOutcome",
     "WebhookSecretResponse",
