@@ -144,6 +144,19 @@ def _sees(message_id: Callable[[Case], str]) -> Callable[[Case, Any], bool]:
     return verdict
 
 
+def _found(resp: httpx.Response) -> bool:
+    """Someone else's DM does not exist for the caller: 404, never 403 (which would tell)."""
+    assert resp.status_code < 300 or resp.status_code == 404, resp.text
+    return resp.status_code < 300
+
+
+def _found_frame(frame: Frame) -> bool:
+    if frame.get("type") == "error":
+        assert frame.get("code") == "message_not_found", frame
+        return False
+    return True
+
+
 def _dm_to_actor(case: Case, resp: httpx.Response) -> bool:
     assert resp.status_code in (201, 400), resp.text
     if resp.status_code == 400:
@@ -212,6 +225,66 @@ ROWS: list[Row] = [
         rest=lambda c: ("GET", "/users", None),
         ws=lambda c: {"type": "get_users"},
     ),
+    Row(
+        "read unread lists",
+        EVERYONE,
+        rest=lambda c: ("GET", "/messages/unread", None),
+        ws=lambda c: {"type": "get_unread_messages"},
+    ),
+    Row(
+        "read unread DMs",
+        EVERYONE,
+        rest=lambda c: ("GET", "/messages/direct/unread", None),
+        ws=lambda c: {"type": "get_unread_direct_messages"},
+    ),
+    Row(
+        "mark a room message read",
+        EVERYONE,
+        rest=lambda c: ("POST", f"/messages/{c.others_message}/read", None),
+        ws=lambda c: {"type": "mark_read", "message_id": c.others_message},
+    ),
+    Row("mark the room read", EVERYONE, ws=lambda c: {"type": "mark_room_read"}),
+    Row(
+        "mark someone's DMs read",
+        EVERYONE,
+        ws=lambda c: {"type": "mark_direct_read", "from_username": c.other.username},
+    ),
+    Row(
+        "mark a DM between two others read",
+        NOBODY,
+        rest=lambda c: ("POST", f"/messages/{c.others_dm}/read", None),
+        ws=lambda c: {"type": "mark_read", "message_id": c.others_dm},
+        rest_verdict=lambda c, r: _found(r),
+        ws_verdict=lambda c, f: _found_frame(f),
+    ),
+    Row(
+        "get a room message",
+        EVERYONE,
+        rest=lambda c: ("GET", f"/messages/{c.others_message}", None),
+    ),
+    Row(
+        "get a DM between two others",
+        NOBODY,
+        rest=lambda c: ("GET", f"/messages/{c.others_dm}", None),
+        rest_verdict=lambda c, r: _found(r),
+    ),
+    Row(
+        "read who read my messages", EVERYONE, rest=lambda c: ("GET", "/messages/read-marks", None)
+    ),
+    Row(
+        "list online users",
+        EVERYONE,
+        rest=lambda c: ("GET", "/users/online", None),
+        ws=lambda c: {"type": "get_online_users"},
+    ),
+    Row(
+        "read a profile",
+        EVERYONE,
+        rest=lambda c: ("GET", f"/users/{c.other.id}", None),
+        ws=lambda c: {"type": "get_user_profile", "username": c.other.username},
+    ),
+    Row("read own profile", EVERYONE, rest=lambda c: ("GET", "/users/me", None)),
+    Row("ping", EVERYONE, ws=lambda c: {"type": "ping"}),
     # --- receiving: the row's role is the recipient's, or the listed user's ----------------
     Row(
         "be sent a DM",
@@ -240,6 +313,17 @@ ROWS: list[Row] = [
         "change own username",
         SENDERS,
         rest=lambda c: ("PATCH", "/users/me/username", {"username": c.server.unique("re")}),
+    ),
+    Row(
+        "rotate own webhook secret",
+        SENDERS,
+        rest=lambda c: ("POST", "/users/me/webhook/secret", None),
+        also_ok=frozenset({400}),  # 400: no webhook set, which is the actor's case
+    ),
+    Row(
+        "read own webhook deliveries",
+        EVERYONE,
+        rest=lambda c: ("GET", "/users/me/webhook/deliveries", None),
     ),
     Row(
         "rotate own API key",
