@@ -48,6 +48,12 @@ def test_admin_create_makes_the_first_admin_on_the_servers_database(
     ).json()
     assert [u["username"] for u in users if u["role"] == "admin"] == ["admin", "root", bob.username]
 
+    for bad in ("", "x" * 51, "nul\x00name"):
+        refused = runner.invoke(app, ["admin", "create", bad, "--database-url", url])
+        assert refused.exit_code == 1 and "Invalid username" in refused.stderr, refused.output
+    unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    failed = runner.invoke(app, ["admin", "create", "root", "--database-url", unreachable])
+    assert failed.exit_code == 1 and "cannot use the server's database" in failed.stderr
     plain = runner.invoke(app, ["admin", "create", "root", "--database-url", url])
     assert plain.exit_code == 0, plain.output
     assert "api_key: " in plain.stdout and "role: admin" in plain.stdout

@@ -126,11 +126,19 @@ def create(
         DATABASE_URL=postgresql+asyncpg://chat@db/chat token-bowl admin create root --json
     """
     try:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from token_bowl_chat_server.__main__ import make_admin
+        from token_bowl_chat_server.domain.errors import DomainError
     except ImportError as exc:
         missing = f" (missing: {exc.name})" if exc.name else ""
         raise CliError(f"the server is not installed; run: {_INSTALL_HINT}{missing}") from None
-    made = make_admin(username, database_url)
+    try:
+        made = make_admin(username, database_url)
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot use the server's database: {exc}") from None
     out = Renderer.for_streams(json_output)
     if out.mode == "json":
         out.json(

@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.models import Role
+from token_bowl_chat.protocol.models import Role, UpdateUsernameRequest
 from token_bowl_chat_server.domain.admins import UPDATE_FIELDS, role_values, update_values
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.errors import Conflict, InvalidInput, NotFound
@@ -164,7 +166,12 @@ class AdminService:
 
         For ``token-bowl admin create`` on the server's machine (no API call, no actor).
         Returns the account, its new plaintext key (shown once) and whether it was created.
+        Raises ``InvalidInput`` for a name registration would refuse.
         """
+        try:
+            UpdateUsernameRequest(username=username)
+        except ValidationError as exc:
+            raise InvalidInput(f"Invalid username: {exc.errors()[0]['msg']}") from None
         key = new_key()
         for _ in range(2):  # a registration of the same name may win the first try
             existing = await self.users.by_username(username)
