@@ -99,7 +99,7 @@ class AdminService:
         A rename works as a self rename does: old messages show the new name, open sockets
         act under it and DMs to it reach them (upstream's admin rename orphaned them).
         """
-        require_admin(actor)
+        require(actor, Action.UPDATE_ANY_USER)
         user_id = parse_user_id(raw_id)
         if not any(name in given for name in UPDATE_FIELDS):
             raise InvalidInput(
