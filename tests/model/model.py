@@ -9,9 +9,9 @@ oneself is never unread.
 
 Edits and deletes: a delete sets ``Message.deleted`` (every question goes through
 :meth:`Model.live`, so a deleted message stops counting, listing and being visible at once),
-and an edit replaces ``Message.content`` (every rendering reads it from here). The storage
-state machine (tests/server/storage/test_unread_model.py) has a rule for each; the server
-one (test_state_machine.py) does not yet.
+and an edit replaces ``Message.content`` (every rendering reads it from here). Both state
+machines (test_state_machine.py through the server, tests/server/storage/
+test_unread_model.py on the stores) have rules for them.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ both unread lists, the DM history, the room history, who is online, and every fr
 socket received since the previous step (deliveries in ``seq`` order, read receipts,
 ``read_up_to``, pushed unread counts, presence, ``resumed``) must equal what the model says.
 
-Edits and deletes are not among the steps yet (tests/server/storage/test_unread_model.py
-checks them against the same model at the storage layer; tests/e2e/test_message_edits.py
-through the server).
+Edits and deletes (REST or WebSocket, the author's done, anyone else's or a deleted one's
+refused) change the model's content and live messages; their pushes go to every extended
+socket that can see the message, and a resume replays them (``resumed`` counts them too).
 
 Bounded for CI by default; ``TOKEN_BOWL_MODEL=long`` runs many more and longer sequences.
 With ``pytest --database postgresql`` the server runs on PostgreSQL.
@@ -89,6 +89,23 @@ class Stats:
     checking: float = 0.0  # seconds spent comparing the server with the model
 
 
+@dataclass(frozen=True)
+class ChangeEvent:
+    """An edit or a delete as a resume replays it."""
+
+    seq: int
+    kind: str  # "edit" or "delete"
+    message_id: str
+    message_seq: int
+    parties: frozenset[str] | None  # a DM's sender and recipient; None: a room message
+    content: str | None  # what an edit set
+
+    def key(self) -> tuple[Any, ...]:
+        if self.kind == "edit":
+            return ("edited", self.message_id, self.content)
+        return ("deleted", self.message_id)
+
+
 class Servers:
     """The server the runs talk to; replaced by a fresh one when the room grows so long that
     listing it on every step would dominate the run."""
@@ -97,12 +114,16 @@ class Servers:
         self.start = start
         self.current = start()
         self.started = 1
+        # Every edit and delete made on the current server, by every run: a resume replays
+        # those of earlier runs too.
+        self.events: list[ChangeEvent] = []
 
     def fresh_if_longer_than(self, room_size: int, limit: int) -> LiveServer:
         if room_size > limit:
             old = self.current
             self.current = self.start()
             self.started += 1
+            self.events = []
             old.proc.stop()
         return self.current
 
@@ -137,6 +158,12 @@ def _frame_key(frame: Frame) -> tuple[Any, ...] | None:
         return ("presence", frame["user_id"], frame["username"], frame["online"])
     if kind == "resumed":
         return ("resumed", frame["since_seq"], frame["replayed"])
+    if kind == "user_updated":
+        return ("user_updated", frame["user_id"], frame["username"])
+    if kind == "message_edited":
+        return ("edited", frame["message"]["id"], frame["message"]["content"])
+    if kind == "message_deleted":
+        return ("deleted", frame["message_id"])
     if kind == "read_up_to":
         return (
             "read_up_to",
@@ -697,6 +724,11 @@ class ChatMachine(RuleBasedStateMachine):
         assert (profile["id"], profile["username"]) == (user.id, new)
         user.old_names.append(user.name)
         user.name = new
+        # Every extended socket hears of it (the user's own too: they may be another tab).
+        for other in self.everyone:
+            sock = self.sockets.get(other.id)
+            if sock is not None and sock.extended:
+                self.expect(other.id, ("user_updated", user.id, new))
 
     def rotate_key(self, data: st.DataObject) -> None:
         """The old key stops at once: 401 on REST, refused at the WebSocket handshake, and an
@@ -763,8 +795,11 @@ class ChatMachine(RuleBasedStateMachine):
             sock = self.sockets[user.id]
             for m in missed:
                 self.expect(user.id, ("message", json.dumps(self.model.render(m), sort_keys=True)))
+            changes = self.replayed_changes(user, since) if extended else []
+            for change in changes:
+                self.expect(user.id, change.key())
             if extended:
-                self.expect(user.id, ("resumed", since, len(missed)))
+                self.expect(user.id, ("resumed", since, len(missed) + len(changes)))
             await self.barrier(user, sock)
 
         self.run(back())
@@ -854,6 +889,100 @@ class ChatMachine(RuleBasedStateMachine):
                 assert got == [self.model.render(x) for x in want[:PAGE]], (user.name, kind)
 
         self.run(ask())
+
+    @rule(data=st.data(), kind=st.sampled_from(["edit", "delete"]))
+    def change(self, data: st.DataObject, kind: str) -> None:
+        """An edit or a delete, over REST or the WebSocket, of any recent message (deleted
+        ones too) by a user with an extended socket: the author's is done and pushed to every
+        extended socket that can see the message; anyone else's, or a deleted one, is
+        refused and changes nothing."""
+        self.step(kind)
+        actors = [u for u in self.everyone if u.id in self.sockets and self.sockets[u.id].extended]
+        recent = self.model.messages[-40:]
+        actor_index = data.draw(INDEX, label="actor")  # drawn whatever the lists hold
+        message_index = data.draw(INDEX, label="message")
+        ws = data.draw(st.booleans(), label="via WebSocket")
+        content = data.draw(TEXT, label="content")
+        if not actors or not recent:
+            return
+        actor, message = actors[actor_index % len(actors)], recent[message_index % len(recent)]
+        note(f"{kind} by {actor!r} of {message!r} via {'ws' if ws else 'rest'}")
+        refusal = None
+        if not self.model.visible(actor.id, message):
+            refusal = (404, "message_not_found")
+        elif message.deleted:
+            refusal = (404, "message_deleted")
+        elif message.sender_id != actor.id:
+            refusal = (403, "permission_denied")
+        seq = self.run(self.do_change(actor, message, kind, content, ws, refusal))
+        if refusal is not None:
+            return
+        if kind == "edit":
+            message.content = content
+        else:
+            message.deleted = True
+        parties = None if message.is_room else frozenset({message.sender_id, message.recipient_id})
+        event = ChangeEvent(
+            seq, kind, message.id, message.seq, parties, content if kind == "edit" else None
+        )
+        self.servers.events.append(event)
+        for user in self.everyone:
+            sock = self.sockets.get(user.id)
+            if sock is not None and sock.extended and self.model.visible(user.id, message):
+                self.expect(user.id, event.key())
+
+    async def do_change(
+        self,
+        actor: User,
+        message: Message,
+        kind: str,
+        content: str,
+        ws: bool,
+        refusal: tuple[int, str] | None,
+    ) -> int:
+        """Make the change; returns its seq (0 when refused)."""
+        path = f"/messages/{message.id}"
+        edit = kind == "edit"
+        push = "message_edited" if edit else "message_deleted"
+        if ws:
+            frame: Frame = {"type": f"{kind}_message", "message_id": message.id}
+            if edit:
+                frame["content"] = content
+            reply = await self.ws_request(actor, frame)
+            if refusal is not None:
+                assert (reply["type"], reply["code"]) == ("error", refusal[1]), reply
+                return 0
+            assert reply["type"] == push, reply
+            return int(reply["seq"])
+        body = {"json": {"content": content}} if edit else {}
+        method = "PATCH" if edit else "DELETE"
+        if refusal is not None:
+            await self.refused(method, path, actor, *refusal, **body)
+            return 0
+        got = await self.ok(method, path, actor, 200 if edit else 204, **body)
+        if edit:
+            assert (got["id"], got["content"]) == (message.id, content), got
+
+        def pushed(frame: Frame) -> bool:
+            if frame.get("type") != push or "request_id" in frame:
+                return False
+            found = frame["message"]["id"] if edit else frame["message_id"]
+            return bool(found == message.id)
+
+        # The author can see it: their own extended socket hears it, with the change's seq.
+        return int((await self.sockets[actor.id].client.recv_until(pushed, TIMEOUT))["seq"])
+
+    def replayed_changes(self, user: User, since: int) -> list[ChangeEvent]:
+        """What a resume from ``since`` replays besides messages: edits of messages the user
+        can see and that are not deleted now, and deletes of ones from before ``since``."""
+        live = {m.id for m in self.model.live()}
+        return [
+            event
+            for event in self.servers.events
+            if event.seq > since
+            and (event.parties is None or user.id in event.parties)
+            and (event.message_seq <= since if event.kind == "delete" else event.message_id in live)
+        ]
 
     # ---- invariants ------------------------------------------------------------------------
 
