@@ -19,12 +19,19 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import MessageType, Role
 from token_bowl_chat_server.domain.bot_turns import Turn, admit_turns, streak_after
 from token_bowl_chat_server.domain.entities import Message, User
-from token_bowl_chat_server.domain.errors import BotTurnLimitReached, DomainError
+from token_bowl_chat_server.domain.errors import (
+    BotTurnLimitReached,
+    DomainError,
+    NotAuthenticated,
+    NotFound,
+)
 from token_bowl_chat_server.storage.database import Database
 from token_bowl_chat_server.storage.tables import counters, messages, read_states, users
 
@@ -146,6 +153,33 @@ class SqlMessageStore:
 
     async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         """Store a batch in ONE transaction and return each result in input order.
+
+        A message whose sender or recipient was deleted after it was checked (a bot deleted,
+        an account removed by an admin) breaks a foreign key and fails the batch; once the
+        batcher has retried it alone, that is reported as what it is: ``NotAuthenticated``
+        for a sender that is gone (its key no longer exists), ``NotFound`` for a recipient.
+        """
+        try:
+            return await self._append_batch(batch)
+        except IntegrityError:
+            gone = await self._party_gone(batch[0]) if len(batch) == 1 else None
+            if gone is None:
+                raise
+            raise gone from None
+
+    async def _party_gone(self, new: NewMessage) -> DomainError | None:
+        wanted = [new.sender.id] + ([new.recipient.id] if new.recipient else [])
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(users.c.id).where(users.c.id.in_(wanted)))
+            found = set(rows.scalars())
+        if new.sender.id not in found:
+            return NotAuthenticated("Invalid or missing authentication credentials")
+        if new.recipient is not None and new.recipient.id not in found:
+            return NotFound(f"User {new.recipient.username} not found", ErrorCode.USER_NOT_FOUND)
+        return None
+
+    async def _append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
+        """:meth:`append_batch` without the translation of a vanished party.
 
         ``seq`` values are taken from the counter row inside the transaction; the row lock
         makes them commit in order. Unread counters move in the same transaction, and so

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.conftest import NewDatabase
 from tests.waiting import eventually
 from token_bowl_chat.protocol.models import Role
 from token_bowl_chat_server.domain.entities import User
-from token_bowl_chat_server.domain.errors import BotTurnLimitReached
+from token_bowl_chat_server.domain.errors import BotTurnLimitReached, NotAuthenticated, NotFound
 from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.services.messages import MessageService
 from token_bowl_chat_server.services.typing import TypingService
@@ -28,6 +28,7 @@ from token_bowl_chat_server.storage.messages import (
 )
 from token_bowl_chat_server.storage.tables import counters
 from token_bowl_chat_server.storage.tables import messages as messages_table
+from token_bowl_chat_server.storage.tables import users as users_table
 from token_bowl_chat_server.storage.users import SqlUserStore
 
 
@@ -215,4 +216,45 @@ async def test_a_refused_send_fails_alone_in_a_shared_group_commit(
     # sender's own copies, are not deliveries); the refused one never.
     delivered = [seq for seq in recorder.published if seq is not None]
     assert delivered == [m.seq for m in stored]  # type: ignore[union-attr]
+    await db.close()
+
+
+async def test_a_sender_or_recipient_deleted_meanwhile_fails_only_its_message(
+    tmp_path: Path, new_database: NewDatabase
+) -> None:
+    """A bot deleted (or an account removed) between its send's checks and the commit: the
+    message breaks a foreign key. It fails alone, as NotAuthenticated for a vanished sender
+    and NotFound for a vanished recipient, never as an internal error; the others in the same
+    group commit are stored."""
+    db = await _database(new_database(tmp_path) or f"sqlite+aiosqlite:///{tmp_path / 'fk.db'}")
+    human = await _user(db, "human", Role.MEMBER)
+    doomed_bot = await _user(db, "doomed", Role.BOT)
+    doomed_reader = await _user(db, "reader", Role.MEMBER)
+    store = _GatedStore(db, bot_turn_cap=0)
+    recorder = _Recorder()
+    users = SqlUserStore(db)
+    service = MessageService(
+        users, store, recorder, TypingService(users, recorder, 5.0, 2.0), max_batch=256
+    )
+    gate = store.gate = asyncio.Event()
+    first = asyncio.create_task(service.send(human, "first"))
+    await eventually(lambda: len(store.batches) == 1)
+    plan = [
+        (human, "a", None),
+        (doomed_bot, "from a deleted bot", None),
+        (human, "to a deleted reader", doomed_reader.username),
+        (human, "b", None),
+    ]
+    sends = [asyncio.create_task(service.send(u, text, to)) for u, text, to in plan]
+    await eventually(lambda: len(service._writer._pending) == len(plan))
+    async with db.write() as conn:  # both accounts go while the sends wait for the writer
+        await conn.execute(delete(users_table).where(users_table.c.id == doomed_bot.id))
+        await conn.execute(delete(users_table).where(users_table.c.id == doomed_reader.id))
+    gate.set()
+    results = await asyncio.gather(first, *sends, return_exceptions=True)
+
+    assert isinstance(results[2], NotAuthenticated), results
+    assert isinstance(results[3], NotFound) and results[3].code == "user_not_found", results
+    assert [r.content for i, r in enumerate(results) if i not in (2, 3)] == ["first", "a", "b"]  # type: ignore[union-attr]
+    assert await _stored_contents(db) == ["first", "a", "b"]
     await db.close()
