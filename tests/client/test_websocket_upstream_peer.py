@@ -13,8 +13,9 @@ import pytest
 import websockets
 from websockets.asyncio.server import Server, ServerConnection
 
-from token_bowl_chat import TokenBowlWebSocket
+from token_bowl_chat import TokenBowlError, TokenBowlWebSocket
 from token_bowl_chat import websocket as ws_module
+from token_bowl_chat.events import MessageDeletedEvent
 from token_bowl_chat.models import UnreadCountResponse
 
 
@@ -54,6 +55,8 @@ class UpstreamPeer:
             return {"type": "message_sent", "status": "sent", "message": message}
         if kind == "mark_room_read":
             return {"status": "marked_read", "count": 7}
+        if kind == "delete_message":  # admin only there; answered as to an admin
+            return {"type": "message_deleted", "message_id": frame["message_id"]}
         if kind == "get_unread_count":
             return {
                 "type": "unread_count",
@@ -114,3 +117,21 @@ async def test_reconnect_without_resume(peer: UpstreamPeer) -> None:
     assert all("since_seq" not in path for path in peer.paths)
     assert (await ws.send_message("after reconnect")).content == "after reconnect"
     await ws.disconnect()
+
+
+async def test_delete_message_reply_without_request_id_is_the_answer_not_a_push(
+    peer: UpstreamPeer,
+) -> None:
+    """Upstream's ``message_deleted`` reply carries no request_id: it resolves the request in
+    order and fires no ``on_message_deleted``; ``edit_message`` it does not know."""
+    deleted: list[str] = []
+    async with TokenBowlWebSocket(
+        api_key="k" * 64, base_url=peer.url, on_message_deleted=deleted.append
+    ) as ws:
+        result = await ws.delete_message("m-1")
+        assert result == MessageDeletedEvent("m-1", None)
+        with pytest.raises(TokenBowlError, match="Unknown message type: edit_message"):
+            await ws.edit_message("m-1", "new text")
+        assert (await ws.send_message("still in order")).content == "still in order"
+    assert deleted == []
+    assert [f.get("type") for f in peer.received] == ["delete_message", "edit_message", "message"]
