@@ -20,7 +20,7 @@ from tests.conftest import LiveServer
         # route whose path matched.
         ("OPTIONS", "/messages", {"GET", "POST"}),
         ("DELETE", "/messages", {"GET", "POST"}),
-        ("PUT", "/messages/abc", {"GET"}),
+        ("PUT", "/messages/abc", {"GET", "PATCH", "DELETE"}),
         ("DELETE", "/users/me/username", {"PATCH"}),
         # a literal path shadowing a templated one names its own methods only
         ("OPTIONS", "/messages/mark-all-read", {"POST"}),
