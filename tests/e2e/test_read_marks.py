@@ -121,3 +121,16 @@ def test_bad_parameters_and_missing_key_are_refused(live_server: LiveServer) -> 
         sent = _post(http, alice, "still reachable")
         resp = http.get(f"/messages/{sent['id']}", headers=headers)
         assert resp.status_code == 200 and resp.json()["id"] == sent["id"]
+
+
+def test_a_deleted_message_is_not_named_in_the_marks(live_server: LiveServer) -> None:
+    alice, bob = live_server.register(), live_server.register()
+    with httpx.Client(base_url=live_server.http_url) as http:
+        kept, gone = (_post(http, alice, f"dm {n}", to=bob.username) for n in range(2))
+        for message in (kept, gone):
+            resp = http.post(f"/messages/{message['id']}/read", headers={"X-API-Key": bob.api_key})
+            assert resp.status_code == 204
+        resp = http.delete(f"/messages/{gone['id']}", headers={"X-API-Key": alice.api_key})
+        assert resp.status_code == 204
+        marks = _marks(http, alice, after_seq=kept["seq"] - 1)
+        assert [r["message_id"] for r in marks["receipts"]] == [kept["id"]]

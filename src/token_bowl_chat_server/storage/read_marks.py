@@ -97,6 +97,7 @@ class SqlReadMarkStore:
             .where(
                 messages.c.from_user_id == author_id,
                 messages.c.seq > after_seq,
+                messages.c.deleted_at.is_(None),
                 receipts.c.user_id != author_id,
                 above_cursor,
             )
