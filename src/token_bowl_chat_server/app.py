@@ -113,16 +113,17 @@ async def build_services(settings: Settings) -> Services:
     webhook_setup = WebhookSetup(
         webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
     )
+    accounts = Accounts(
+        user_store,
+        hub,
+        registrations=RateLimiter(settings.register_rate, settings.register_burst),
+        profile_changed=profile_announcer(broker.publish),
+    )
     return Services(
         settings=settings,
         db=db,
         hub=hub,
-        accounts=Accounts(
-            user_store,
-            hub,
-            registrations=RateLimiter(settings.register_rate, settings.register_burst),
-            profile_changed=profile_announcer(broker.publish),
-        ),
+        accounts=accounts,
         messages=message_service,
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
         typing=typing,
@@ -139,7 +140,13 @@ async def build_services(settings: Settings) -> Services:
             profile_changed=profile_announcer(broker.publish),
         ),
         read_marks=ReadMarks(SqlReadMarkStore(db)),
-        bots=BotService(user_store, SqlBotStore(db), hub, webhook_setup),
+        bots=BotService(
+            user_store,
+            SqlBotStore(db),
+            hub,
+            webhook_setup,
+            admit_new_account=accounts.admit_new_account,
+        ),
         conversations=ConversationService(SqlConversationStore(db)),
         edits=EditService(edit_store, broker, message_service.publish_order),
     )

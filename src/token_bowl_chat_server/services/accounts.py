@@ -66,6 +66,14 @@ class Accounts:
         # open clients (realtime/profile_frames.py); must not block.
         self.profile_changed = profile_changed
 
+    def admit_new_account(self, client: str | None) -> None:
+        """Take one account creation from ``client``'s bucket (registrations and bots share
+        it, so creating bots is no way around the registration limit). Raises RateLimited."""
+        if self.registrations is not None and client is not None:
+            retry_after = self.registrations.take(client, self.monotonic())
+            if retry_after:
+                raise RateLimited(retry_after)
+
     async def register(
         self, request: UserRegistration, client: str | None = None
     ) -> tuple[User, str]:
@@ -74,10 +82,7 @@ class Accounts:
         ``client`` (the caller's address) is rate limited: raises ``RateLimited`` when one
         address registers faster than the configured rate.
         """
-        if self.registrations is not None and client is not None:
-            retry_after = self.registrations.take(client, self.monotonic())
-            if retry_after:
-                raise RateLimited(retry_after)
+        self.admit_new_account(client)
         role = request.resolved_role()
         if role is Role.BOT:
             raise InvalidInput(

@@ -8,6 +8,7 @@ bots (``bots:create``); the owner manages them (``bots:update:own``), an admin a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -46,21 +47,27 @@ class BotService:
         sessions: Sessions,
         webhooks: Webhooks,
         clock: WallClock = now_micros,
+        admit_new_account: Callable[[str | None], None] = lambda _client: None,
     ) -> None:
+        self.admit_new_account = admit_new_account
         self.users = users
         self.bots = bots
         self.sessions = sessions
         self.webhooks = webhooks
         self.clock = clock
 
-    async def create(self, owner: User, request: CreateBotRequest) -> tuple[Bot, str, str | None]:
+    async def create(
+        self, owner: User, request: CreateBotRequest, client: str | None = None
+    ) -> tuple[Bot, str, str | None]:
         """Create a bot owned by ``owner``. Returns it with its plaintext key and, when it
         got a webhook, the webhook's signing secret: both are shown this once.
 
         Raises Forbidden for a role without ``bots:create``, Conflict for a taken name,
-        InvalidField for a webhook URL this server refuses (nothing is created then).
+        InvalidField for a webhook URL this server refuses (nothing is created then),
+        RateLimited when ``client`` (the caller's address) creates accounts too fast.
         """
         require(owner, Action.CREATE_BOTS)
+        self.admit_new_account(client)
         self.webhooks.check_url(request.webhook_url)
         key = new_key()
         account = User(

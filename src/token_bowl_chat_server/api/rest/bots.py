@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from token_bowl_chat.protocol.models import (
     ApiKeyResponse,
@@ -32,11 +32,12 @@ async def bot_creator(user: CurrentUser) -> User:
 BotCreator = Annotated[User, Depends(bot_creator)]
 
 
-@router.post("/bots", status_code=201, responses=errors(403, 409))
+@router.post("/bots", status_code=201, responses=errors(403, 409, 429))
 async def create_bot(
-    body: CreateBotRequest, user: BotCreator, services: ServicesDep
+    body: CreateBotRequest, request: Request, user: BotCreator, services: ServicesDep
 ) -> CreateBotResponse:
-    bot, api_key, secret = await services.bots.create(user, body)
+    client = request.client.host if request.client else None
+    bot, api_key, secret = await services.bots.create(user, body, client)
     return render.created_bot(bot, api_key, secret)
 
 
