@@ -24,21 +24,23 @@ def test_two_people_chat_in_the_room_and_a_dm(server: LiveServer, people: People
         b.locator(f'[data-testid="person"][data-username="{alice.username}"]')
     ).to_have_attribute("data-online", "true")
 
-    # Typing appears on the other page while Alice types, and goes when she sends.
-    a.get_by_test_id("composer-input").press_sequentially("hello")
+    # Typing appears on the other page while Alice types, and goes when she sends. The room
+    # is shared with other tests, so the text is Alice's own.
+    hello = f"hello-{alice.username}-x"
+    a.get_by_test_id("composer-input").press_sequentially(hello)
     expect(b.get_by_test_id("typing")).to_have_text(f"{alice.username} is typing…")
     a.get_by_test_id("composer-input").press("Shift+Enter")
     a.get_by_test_id("composer-input").press_sequentially("room")
     a.get_by_test_id("composer-input").press("Enter")
     expect(b.get_by_test_id("typing")).to_have_text("")
     # Shift+Enter made a line break inside one message.
-    mine = a.get_by_test_id("message").filter(has_text="hello").last
+    mine = a.get_by_test_id("message").filter(has_text=hello).last
     expect(mine.get_by_test_id("message-body").locator("br")).to_have_count(1)
-    assert mine.get_by_test_id("message-body").inner_text() == "hello\nroom"
+    assert mine.get_by_test_id("message-body").inner_text() == f"{hello}\nroom"
     # Bob's page has the room open at the bottom, so it marks it read and Alice sees it.
     expect(mine).to_have_attribute("data-status", "read")
     expect(mine.get_by_test_id("message-status")).to_have_text("Read by 1")
-    expect(b.get_by_test_id("message").filter(has_text="hello")).to_have_count(1)
+    expect(b.get_by_test_id("message").filter(has_text=hello)).to_have_count(1)
 
     # A DM started from the people list: Bob, in the room, gets an unread badge.
     a.locator(f'[data-testid="person"][data-username="{bob.username}"]').click()
