@@ -43,6 +43,30 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
+def new_account(
+    username: str,
+    role: Role,
+    api_key: str,
+    created_at: int,
+    *,
+    logo: str | None = None,
+    emoji: str | None = None,
+    webhook_url: str | None = None,
+) -> User:
+    """The record of an account about to be created with ``api_key`` (stored hashed)."""
+    return User(
+        id=str(uuid.uuid4()),
+        username=username,
+        role=role,
+        logo=logo,
+        emoji=emoji,
+        webhook_url=webhook_url,
+        email=None,
+        api_key_hint=api_key[-4:],
+        created_at=created_at,
+    )
+
+
 def _unauthenticated() -> NotAuthenticated:
     return NotAuthenticated("Invalid or missing authentication credentials")
 
@@ -96,16 +120,14 @@ class Accounts:
                 ErrorCode.ADMIN_REGISTRATION_FORBIDDEN,
             )
         key = new_key()
-        user = User(
-            id=str(uuid.uuid4()),
-            username=request.username,
-            role=role,
+        user = new_account(
+            request.username,
+            role,
+            key,
+            self.clock(),
             logo=request.logo,
             emoji=request.emoji,
             webhook_url=request.webhook_url,
-            email=None,
-            api_key_hint=key[-4:],
-            created_at=self.clock(),
         )
         return await self.users.create(user, hash_key(key)), key
 
@@ -119,17 +141,7 @@ class Accounts:
             )
         if await self.users.by_username(username) is not None:
             return None
-        user = User(
-            id=str(uuid.uuid4()),
-            username=username,
-            role=Role.ADMIN,
-            logo=None,
-            emoji=None,
-            webhook_url=None,
-            email=None,
-            api_key_hint=api_key[-4:],
-            created_at=self.clock(),
-        )
+        user = new_account(username, Role.ADMIN, api_key, self.clock())
         try:
             return await self.users.create(user, hash_key(api_key))
         except Conflict:

@@ -23,7 +23,7 @@ from token_bowl_chat_server.domain.admins import UPDATE_FIELDS, role_values, upd
 from token_bowl_chat_server.domain.entities import User, iso
 from token_bowl_chat_server.domain.errors import Conflict, InvalidInput, NotFound
 from token_bowl_chat_server.domain.permissions import Action, require, require_admin
-from token_bowl_chat_server.services.accounts import hash_key, new_key
+from token_bowl_chat_server.services.accounts import hash_key, new_account, new_key
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import (
     ConnectionRegistry,
@@ -176,17 +176,7 @@ class AdminService:
         for _ in range(2):  # a registration of the same name may win the first try
             existing = await self.users.by_username(username)
             if existing is None:
-                user = User(
-                    id=str(uuid.uuid4()),
-                    username=username,
-                    role=Role.ADMIN,
-                    logo=None,
-                    emoji=None,
-                    webhook_url=None,
-                    email=None,
-                    api_key_hint=key[-4:],
-                    created_at=self.clock(),
-                )
+                user = new_account(username, Role.ADMIN, key, self.clock())
                 try:
                     return await self.users.create(user, hash_key(key)), key, True
                 except Conflict:

@@ -19,7 +19,7 @@ from token_bowl_chat_server.domain.bots import Bot
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import InvalidInput, NotFound
 from token_bowl_chat_server.domain.permissions import Action, allowed, require
-from token_bowl_chat_server.services.accounts import hash_key, new_key
+from token_bowl_chat_server.services.accounts import hash_key, new_account, new_key
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import Sessions, UserStore
 from token_bowl_chat_server.services.webhook_setup import WebhookSet
@@ -70,17 +70,8 @@ class BotService:
         self.admit_new_account(client)
         self.webhooks.check_url(request.webhook_url)
         key = new_key()
-        account = User(
-            id=str(uuid.uuid4()),
-            username=request.username,
-            role=Role.BOT,
-            logo=None,  # bots use emoji, not logos
-            emoji=request.emoji,
-            webhook_url=None,  # set below, with its secret
-            email=None,
-            api_key_hint=key[-4:],
-            created_at=self.clock(),
-        )
+        # No logo (bots use emoji); the webhook is set below, with its secret.
+        account = new_account(request.username, Role.BOT, key, self.clock(), emoji=request.emoji)
         await self.bots.create(account, hash_key(key), owner.id)
         secret = None
         if request.webhook_url is not None:
