@@ -188,6 +188,12 @@ function onFrame(frame) {
       if (!store.users.has(frame.username)) void refreshUsers();
       store.setOnline(frame.username, frame.online);
       break;
+    case "message_edited":
+      store.applyEdit(frame.message, frame.edited_at);
+      break;
+    case "message_deleted":
+      store.removeMessage(frame.message_id);
+      break;
     case "user_updated":
       store.applyProfile(/** @type {any} */ (frame));
       break;

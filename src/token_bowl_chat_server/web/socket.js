@@ -160,8 +160,9 @@ export class ChatSocket {
 
   /** @param {Frame} frame */
   receive(frame) {
-    if (typeof frame.seq === "number" && "from_username" in frame && !frame.type) {
-      // Deliveries come in `seq` order; remember the newest as the resume point.
+    const event = frame.type === "message_edited" || frame.type === "message_deleted";
+    if (typeof frame.seq === "number" && (event || ("from_username" in frame && !frame.type))) {
+      // Deliveries, edits and deletes come in `seq` order; the newest is the resume point.
       this.lastSeq = Math.max(this.lastSeq ?? 0, frame.seq);
     } else if (frame.type === "hello" && typeof frame.last_seq === "number") {
       if (this.lastSeq === null) this.lastSeq = frame.last_seq;

@@ -120,6 +120,25 @@ export class Store {
     this.changed();
   }
 
+  /**
+   * An edit: the message shows its new text (and when it was edited) where it is shown.
+   * @param {Message} edited @param {string} editedAt
+   */
+  applyEdit(edited, editedAt) {
+    const shown = this.messages.get(edited.id);
+    if (!shown) return;
+    this.messages.set(edited.id, { ...shown, content: edited.content, edited_at: editedAt });
+    this.changed();
+  }
+
+  /** A delete: the message goes, and no longer counts as unread. @param {string} id */
+  removeMessage(id) {
+    this.messages.delete(id);
+    this.unread.delete(id);
+    this.readers.delete(id);
+    this.changed();
+  }
+
   /** Messages of one conversation in `seq` order (never arrival order). @param {string} key */
   conversation(key) {
     const list = [...this.messages.values()].filter((m) => this.conversationOf(m) === key);

@@ -14,6 +14,7 @@
  * @property {string} message_type
  * @property {string} timestamp
  * @property {number} [seq]
+ * @property {string | null} [edited_at]
  */
 
 /**

@@ -94,8 +94,10 @@ export function messagesView(store, actions) {
       live.add(m.id);
       let li = rendered.get(m.id);
       const mine = store.isMine(m);
-      // Rebuilt when its author changed name or logo (a user_updated frame).
-      const looks = JSON.stringify([m.from_username, m.from_user_logo, m.from_user_emoji, m.from_user_bot]);
+      // Rebuilt when its author changed name or logo (a user_updated frame) or it was edited.
+      const looks = JSON.stringify([
+        m.from_username, m.from_user_logo, m.from_user_emoji, m.from_user_bot, m.content, m.edited_at,
+      ]);
       if (li && li.dataset.looks !== looks) {
         li.remove();
         li = undefined;
@@ -106,6 +108,10 @@ export function messagesView(store, actions) {
         li.dataset.id = m.id;
         li.dataset.seq = String(m.seq ?? "");
         li.dataset.looks = looks;
+        if (m.edited_at) {
+          li.dataset.edited = "true";
+          li.querySelector(".meta")?.appendChild(make("span", { className: "edited", text: "(edited)", testid: "message-edited" }));
+        }
         rendered.set(m.id, li);
       }
       if (mine) {
