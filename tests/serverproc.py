@@ -46,9 +46,10 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
         # A bound, not a wait: start returns as soon as /health answers. A loaded 2-core
-        # machine running several test workers has taken over 20 s to start a server.
+        # machine running several test workers has taken over 20 s to start a server (and
+        # the bot tests, which start several, once waited up to 90 s on their own).
         env = {
             **os.environ,
             "DATABASE_URL": self.database_url,

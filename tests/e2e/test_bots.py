@@ -29,8 +29,6 @@ from token_bowl_chat.exceptions import AuthenticationError, RateLimitError
 from token_bowl_chat.models import BotProfileResponse, CreateBotResponse
 
 MASK = "*" * 60
-# Starting a server takes long on a loaded machine; these fixtures wait up to this long.
-START_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +43,7 @@ def bot_server(
         "TOKEN_BOWL_WEBHOOK_BACKOFF": "0.01",
     }
     proc = ServerProcess(data_dir, env=env, database_url=new_database(data_dir))
-    proc.start(timeout=START_TIMEOUT)
+    proc.start()
     try:
         yield LiveServer(proc)
     finally:
@@ -395,7 +393,7 @@ def limits_server(
         "TOKEN_BOWL_BOT_TURN_CAP": str(CAP),
     }
     proc = ServerProcess(data_dir, env=env, database_url=new_database(data_dir))
-    proc.start(timeout=START_TIMEOUT)
+    proc.start()
     try:
         yield LiveServer(proc)
     finally:
@@ -507,7 +505,7 @@ async def shared_database_servers(
             data_dir.mkdir()
             proc = ServerProcess(data_dir, env={"TOKEN_BOWL_BOT_TURN_CAP": "5"}, database_url=url)
             procs.append(proc)
-            await asyncio.to_thread(proc.start, START_TIMEOUT)
+            await asyncio.to_thread(proc.start)
         yield procs
     finally:
         for proc in procs:
