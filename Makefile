@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql chromium bench bench-fanout soak clean
+.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql redis chromium bench bench-fanout soak clean
 
 # $(call debian_package,CHECK,PACKAGE): when the shell command CHECK fails, install Debian's
 # PACKAGE if we may (root with apt), else say how.
@@ -48,17 +48,22 @@ PYTEST := $(BIN)/pytest -W error -n $(PYTEST_WORKERS) --dist loadscope
 
 # The fault tests start a PostgreSQL cluster of their own; the web tests drive Debian's
 # chromium.
-pytest: $(STAMP) postgresql chromium
+pytest: $(STAMP) postgresql redis chromium
 	$(PYTEST)
 
 # Again with every server on a throwaway PostgreSQL cluster: the tests that reach a database
 # (tests/conftest.py leaves out the ones that would only repeat the SQLite pass).
-pytest-postgresql: $(STAMP) postgresql chromium
+pytest-postgresql: $(STAMP) postgresql redis chromium
 	$(PYTEST) --database postgresql
 
 # Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
 postgresql:
 	$(call debian_package,ls /usr/lib/postgresql/*/bin/postgres,postgresql)
+
+# Debian's redis-server: the tests start throwaway instances on loopback for the server
+# processes that share one PostgreSQL (scale-out); installed here when missing and we may.
+redis:
+	$(call debian_package,command -v redis-server,redis-server)
 
 # Debian's chromium for the web UI tests (playwright drives it; its own browser downloads are
 # not used); installed here when missing and we may (root + apt).
