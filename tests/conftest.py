@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.pgcluster import PostgresCluster
+from tests.servernodes import ServerNodes
 from tests.serverproc import ServerProcess
 
 
@@ -20,13 +22,27 @@ class Account:
 
 
 class LiveServer:
-    """A running server plus helpers to make accounts on it."""
+    """A running server plus helpers to make accounts on it.
 
-    def __init__(self, proc: ServerProcess) -> None:
+    On several nodes (``ServerNodes``), ``http_url`` and ``ws_url`` take the next node at
+    every read, as a load balancer without sticky sessions would: the k-th WebSocket a test
+    opens goes to node k mod n, so a sender and a receiver are on different nodes.
+    """
+
+    def __init__(self, proc: ServerProcess | ServerNodes) -> None:
         self.proc = proc
-        self.http_url = proc.http_url
-        self.ws_url = proc.ws_url
+        self.nodes = proc.nodes if isinstance(proc, ServerNodes) else [proc]
+        self._next_http = itertools.cycle(self.nodes)
+        self._next_ws = itertools.cycle(self.nodes)
         self._counter = 0
+
+    @property
+    def http_url(self) -> str:
+        return next(self._next_http).http_url
+
+    @property
+    def ws_url(self) -> str:
+        return next(self._next_ws).ws_url
 
     @functools.cached_property
     def admin(self) -> Account:
@@ -56,6 +72,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite",
         help="the database every server under test uses (postgresql: a throwaway cluster)",
     )
+    parser.addoption(
+        "--topology",
+        choices=["one-node", "two-nodes"],
+        default="one-node",
+        help="two-nodes: every server under test is two processes on one PostgreSQL database "
+        "and a throwaway Redis (REDIS_URL), clients spread over both (needs --database "
+        "postgresql)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if (
+        config.getoption("--topology") == "two-nodes"
+        and config.getoption("--database") != "postgresql"
+    ):
+        raise pytest.UsageError("--topology two-nodes needs --database postgresql")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -94,33 +126,65 @@ def new_database(request: pytest.FixtureRequest) -> Iterator[NewDatabase]:
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
-def live_server(
-    tmp_path_factory: pytest.TempPathFactory, new_database: NewDatabase
-) -> Iterator[LiveServer]:
-    """One real uvicorn server for the session, on a free 127.0.0.1 port and a fresh database.
+NewServer = Callable[..., ServerProcess | ServerNodes]
 
-    Tests share it, so each must register its own users (``live_server.register()``).
-    """
-    data_dir = tmp_path_factory.mktemp("server")
-    proc = ServerProcess(data_dir, database_url=new_database(data_dir))
-    proc.start()
-    try:
-        yield LiveServer(proc)
-    finally:
+
+@pytest.fixture(scope="session")
+def new_server(request: pytest.FixtureRequest, new_database: NewDatabase) -> NewServer:
+    """``new_server(data_dir, env=None, single_node=False)``: a server, not yet started, on a
+    fresh database; with ``--topology two-nodes`` two processes on it and a Redis of their
+    own (``single_node``: one process all the same, for a test marked ``single_node``)."""
+    two_nodes = request.config.getoption("--topology") == "two-nodes"
+
+    def new(
+        data_dir: Path, env: dict[str, str] | None = None, single_node: bool = False
+    ) -> ServerProcess | ServerNodes:
+        url = new_database(data_dir)
+        if two_nodes and not single_node:
+            assert url is not None, "two nodes share a PostgreSQL database"
+            return ServerNodes(data_dir, url, env=env)
+        return ServerProcess(data_dir, env=env, database_url=url)
+
+    return new
+
+
+def stop_server(proc: ServerProcess | ServerNodes) -> None:
+    if isinstance(proc, ServerNodes):
+        proc.close()
+    else:
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, new_server: NewServer
+) -> Iterator[LiveServer]:
+    """One real uvicorn server for the session, on a free 127.0.0.1 port and a fresh database
+    (with ``--topology two-nodes``: two, see ``new_server``).
+
+    Tests share it, so each must register its own users (``live_server.register()``).
+    """
+    proc = new_server(tmp_path_factory.mktemp("server"))
+    try:
+        proc.start()
+        yield LiveServer(proc)
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture
-def make_server(tmp_path: Path, new_database: NewDatabase) -> Iterator[Callable[..., LiveServer]]:
+def make_server(
+    request: pytest.FixtureRequest, tmp_path: Path, new_server: NewServer
+) -> Iterator[Callable[..., LiveServer]]:
     """Start servers of the test's own (settings as env vars), for tests that restart, kill
     or reconfigure them. Every one started is stopped at the end of the test."""
-    started: list[ServerProcess] = []
+    started: list[ServerProcess | ServerNodes] = []
+    single_node = request.node.get_closest_marker("single_node") is not None
 
     def start(**env: str) -> LiveServer:
         data_dir = tmp_path / f"server{len(started)}"
         data_dir.mkdir()
-        proc = ServerProcess(data_dir, env=env, database_url=new_database(data_dir))
+        proc = new_server(data_dir, env=env, single_node=single_node)
         started.append(proc)
         proc.start()
         return LiveServer(proc)
@@ -129,4 +193,4 @@ def make_server(tmp_path: Path, new_database: NewDatabase) -> Iterator[Callable[
         yield start
     finally:
         for proc in started:
-            proc.stop()
+            stop_server(proc)
