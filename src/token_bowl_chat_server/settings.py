@@ -1,8 +1,8 @@
 """Server settings, read from environment variables and ``.env``.
 
-Every variable has the prefix ``TOKEN_BOWL_`` (``TOKEN_BOWL_PORT``), except ``DATABASE_URL``,
-which is also read without it because every deployment tool knows that name. Only
-``__main__`` instantiates this class; everything else receives the instance.
+Every variable has the prefix ``TOKEN_BOWL_`` (``TOKEN_BOWL_PORT``), except ``DATABASE_URL``
+and ``REDIS_URL``, which are also read without it because every deployment tool knows those
+names. Only ``__main__`` instantiates this class; everything else receives the instance.
 """
 
 from __future__ import annotations
@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    # Several server processes (behind a load balancer, on PostgreSQL): set a Redis URL
+    # (``REDIS_URL`` is read too), e.g. redis://127.0.0.1:6379/0. Live delivery, presence,
+    # typing, account changes and the rate limits then cross processes through it. Unset:
+    # everything stays in this process's memory (one process only).
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("TOKEN_BOWL_REDIS_URL", "REDIS_URL")
+    )
+    # Each process renews its presence in Redis this often; a process that stops renewing
+    # (killed, frozen, cut off) drops out of ``GET /users/online`` after the timeout.
+    node_heartbeat_interval: float = Field(default=5.0, gt=0)
+    node_heartbeat_timeout: float = Field(default=15.0, gt=0)
+    # A message or edit with a seq that has not reached a process while a later one has is
+    # waited for this long (seconds), then read from the database, so receivers on every
+    # process see seq order with no gap.
+    sequence_hold: float = Field(default=0.3, gt=0)
+
     # WebSocket heartbeat: an app-level ping every interval; a connection silent for longer
     # than the stale timeout is closed (close code 1001).
     heartbeat_interval: float = Field(default=30.0, gt=0)
@@ -48,6 +64,11 @@ class Settings(BaseSettings):
     # worth of refill) is closed with 4002.
     ws_frame_rate: float = Field(default=50.0, gt=0)
     ws_frame_burst: int = Field(default=300, ge=1)
+    # Sends of one WebSocket connection in flight at once: each is admitted in frame order
+    # and joins the next group commit without waiting for the one before; replies still come
+    # back in frame order. At the bound the connection's next frame waits for the oldest
+    # reply. 1: no pipelining (every frame answered before the next is read).
+    ws_pipeline_window: int = Field(default=64, ge=1)
     # A server-side close waits this long for the peer to take the close frame, then cuts
     # the socket off; the connection and its presence are freed either way.
     ws_close_timeout: float = Field(default=5.0, gt=0)
@@ -100,6 +121,12 @@ class Settings(BaseSettings):
     # Nothing happens once the user exists. `token-bowl admin create NAME` is the other way.
     bootstrap_admin_username: str | None = Field(default=None, min_length=1, max_length=50)
     bootstrap_admin_key: SecretStr | None = None
+
+    # How long this process trusts an account it remembers (by API key hash, and who has a
+    # webhook) without reading it again. Changes made through this process apply at once
+    # whatever the value; this bounds only changes made elsewhere (`token-bowl admin create`,
+    # another node). 0: read the account on every request.
+    account_cache_seconds: float = Field(default=1.0, ge=0)
 
     # GET /metrics is served only when this is set, and only to requests carrying
     # Authorization: Bearer <token>: the numbers describe the whole node, not one user.

@@ -47,11 +47,20 @@ class Batcher(Generic[T, R]):
         Raises what flushing ``item`` on its own raised, never another item's failure. The
         item is flushed even if the caller is cancelled meanwhile.
         """
+        return await asyncio.shield(self.enqueue(item))
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` without waiting: the future holds what :meth:`submit` would return.
+
+        Items are flushed in the order they were queued, so a caller that queues several
+        (a pipelining connection) has them stored in that order, sharing flushes. The item
+        is flushed whether or not anyone awaits the future.
+        """
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(), name="batcher")
-        return await asyncio.shield(future)
+        return future
 
     async def _run(self) -> None:
         while self._pending:

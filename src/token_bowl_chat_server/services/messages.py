@@ -54,6 +54,21 @@ def parse_since(since: str | None) -> int | None:
     return to_micros(moment)
 
 
+# What the group commit made of one send: stored (or found stored), or refused by a rule.
+SendOutcome = Appended | Refused
+
+
+def stored_message(outcome: SendOutcome) -> Message:
+    """The message a send stored, or the error of the rule that refused it."""
+    if isinstance(outcome, Refused):
+        raise outcome.error
+    return outcome.message
+
+
+def _ignore(_: Message) -> None:
+    return None
+
+
 def audience_of(message: Message) -> Audience:
     """Room: everyone but the sender's connections. DM: the recipient's connections only."""
     if message.to_user_id is None:
@@ -86,6 +101,7 @@ class MessageService:
         # Bots' own, stricter bucket, taken on top of the per-user one.
         self.bot_limiter = bot_limiter
         self.monotonic = monotonic
+        self.on_queued: Callable[[Message], None] = _ignore  # metrics (observability.py)
         self.stored = 0  # messages stored since start (retries of a stored one not counted)
         self.commits = 0  # transactions those took: stored / commits is the group-commit size
         # Messages (by id) of flushes that failed with the database unavailable. The commit
@@ -122,6 +138,36 @@ class MessageService:
         stored the first time and delivers nothing again (unless the first attempt was
         refused as ``StorageUnavailable`` after its commit: then the retry delivers it).
         """
+        new = await self._admit(sender, content, to_username, client_message_id)
+        return stored_message(await self._writer.submit(new))
+
+    async def queue(
+        self,
+        sender: User,
+        content: str | None,
+        to_username: str | None = None,
+        client_message_id: str | None = None,
+    ) -> asyncio.Future[SendOutcome]:
+        """:meth:`send` for a pipelining caller: returns once the message is admitted and
+        queued for the next group commit, with a future of its outcome (``stored_message``
+        turns it into the message or the error).
+
+        A caller that queues several without waiting has them admitted, stored and given
+        their seqs in the order it queued them, in as few commits as they fit in. The message
+        is stored (and delivered) whether or not anyone awaits the future.
+        """
+        new = await self._admit(sender, content, to_username, client_message_id)
+        return self._writer.enqueue(new)
+
+    async def _admit(
+        self,
+        sender: User,
+        content: str | None,
+        to_username: str | None,
+        client_message_id: str | None,
+    ) -> NewMessage:
+        """The checks of a send (content, permission, rate limits, recipient), which must
+        run in the order the sends arrive; raises the first that fails."""
         if not content:
             raise InvalidInput("Missing content field", ErrorCode.MISSING_FIELD)
         if len(content) > MAX_CONTENT_LENGTH:
@@ -139,7 +185,7 @@ class MessageService:
             if retry_after:
                 raise RateLimited(retry_after)
         recipient = await direct_recipient(self.users, to_username)
-        new = NewMessage(
+        return NewMessage(
             id=str(uuid.uuid4()),
             sender=sender,
             recipient=recipient,
@@ -147,10 +193,6 @@ class MessageService:
             created_at=self.clock(),
             client_message_id=client_message_id,
         )
-        appended = await self._writer.submit(new)
-        if isinstance(appended, Refused):
-            raise appended.error
-        return appended.message
 
     async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         """The batcher's flush: one transaction, then delivery of what it stored.
@@ -194,6 +236,7 @@ class MessageService:
         text = encode_event(render.message(msg))
         self.publisher.publish(audience_of(msg), text, msg.seq)
         publish_own_copy(self.publisher, msg, text)
+        self.on_queued(msg)
         if self.webhooks is not None:
             self.webhooks(msg, text)
         if msg.from_user_id is not None:

@@ -1,7 +1,10 @@
 """``/ws``: authenticate before accepting, then read, decode, dispatch, reply.
 
-The read loop handles one frame at a time, so replies come back in request order. Anything
-wrong with a frame gets an ``error`` frame and the connection stays open (upstream dropped it).
+Replies come back in the order the frames came. Sends are pipelined: the read loop admits a
+send and goes on reading while it commits, so consecutive sends of one connection share
+group commits; every other command waits for the sends before it (api/ws/pipeline.py).
+Anything wrong with a frame gets an ``error`` frame and the connection stays open (upstream
+dropped it).
 
 What one connection may cost the others is bounded: a slot under the per-user and
 per-address caps is taken before the upgrade (HTTP 429 ``too_many_connections`` otherwise),
@@ -25,19 +28,26 @@ from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
 from token_bowl_chat.protocol.close_codes import CloseCode
-from token_bowl_chat.protocol.commands import MAX_INT, FrameError, decode_command
+from token_bowl_chat.protocol.commands import (
+    MAX_INT,
+    Command,
+    FrameError,
+    SendMessage,
+    decode_command,
+)
 from token_bowl_chat.protocol.errors import ErrorCode
-from token_bowl_chat.protocol.events import Error, Event, encode_event
+from token_bowl_chat.protocol.events import Error, Event
 from token_bowl_chat.protocol.version import VERSION_PARAM, wants_extensions
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.errors import error_event
-from token_bowl_chat_server.api.ws.handlers import HANDLERS
+from token_bowl_chat_server.api.ws.handlers import HANDLERS, message_sent, queue_send
+from token_bowl_chat_server.api.ws.pipeline import ReplyPipeline
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
 from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
 from token_bowl_chat_server.realtime.admission import Refusal
-from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed
-from token_bowl_chat_server.realtime.presence_frames import announce_presence
+from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed, Wire
+from token_bowl_chat_server.ws_protocol import wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,23 +74,45 @@ async def _authenticate(services: Services, websocket: WebSocket) -> User | None
         return None
 
 
-async def _handle(services: Services, conn: Connection, text: str) -> Event | None:
+async def _dispatch(
+    services: Services, conn: Connection, replies: ReplyPipeline, text: str
+) -> None:
+    """Decode and run one frame, queueing its reply behind those of the frames before it.
+
+    A send is admitted now and its commit left running (pipelined); any other command waits
+    until the sends before it are answered, then runs as if frames were handled one by one.
+    """
     try:
         command = decode_command(text)
     except FrameError as exc:
-        return Error(error=exc.message, code=exc.code.value, request_id=exc.request_id)
-    handler = HANDLERS[type(command)]
+        replies.reply(Error(error=exc.message, code=exc.code.value, request_id=exc.request_id))
+        return
+    if isinstance(command, SendMessage):
+        try:
+            outcome = await queue_send(services, conn, command)
+        except Exception as exc:
+            replies.reply(_failure(exc, command))
+            return
+        replies.send(outcome, message_sent, command.request_id)
+        return
+    await replies.drain()
     try:
-        return await handler(services, conn, command)
-    except DomainError as exc:
+        reply = await HANDLERS[type(command)](services, conn, command)
+    except Exception as exc:
+        reply = _failure(exc, command)
+    if reply is not None:
+        replies.reply(reply)
+
+
+def _failure(exc: Exception, command: Command) -> Event:
+    if isinstance(exc, DomainError):
         return error_event(exc, command.request_id)
-    except Exception:
-        logger.exception("command %s failed", type(command).__name__)
-        return Error(
-            error="Internal server error",
-            code=ErrorCode.INTERNAL_ERROR.value,
-            request_id=command.request_id,
-        )
+    logger.error("command %s failed", type(command).__name__, exc_info=exc)
+    return Error(
+        error="Internal server error",
+        code=ErrorCode.INTERNAL_ERROR.value,
+        request_id=command.request_id,
+    )
 
 
 def _since_seq(websocket: WebSocket) -> int | str | None:
@@ -145,7 +177,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         await websocket.accept()
         conn = Connection(
-            websocket,
+            _wire(websocket),
             user,
             services.settings.outbox_size,
             hub.clock(),
@@ -157,8 +189,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         conn.own_messages = own_messages is True and extended is True
         conn.begin_replay()
         if hub.add(conn):
-            announce_presence(hub, user, online=True)
-        conn.start()
+            services.presence.user_online(user)
         try:
             if await _still_authenticated(services, websocket, conn):
                 await _run_until_ended(services, websocket, conn, since_seq)
@@ -167,7 +198,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 await conn.ended.wait()
         finally:
             if hub.remove(conn):
-                announce_presence(hub, conn.user, online=False)
+                services.presence.user_offline(conn.user)
             services.typing.connection_closed(conn.id)
             await conn.finish()
     finally:
@@ -178,6 +209,14 @@ _CAP_DETAIL = {
     Refusal.USER: "Too many open WebSocket connections for this user",
     Refusal.ADDRESS: "Too many open WebSocket connections from this address",
 }
+
+
+def _wire(websocket: WebSocket) -> Wire:
+    """The socket under the connection (the server runs ``ws_protocol.WebSocketProtocol``)."""
+    wire = wire_of(websocket.scope)
+    if wire is None:
+        raise RuntimeError("run the server with ws=token_bowl_chat_server.ws_protocol")
+    return wire
 
 
 def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
@@ -266,6 +305,7 @@ async def _serve(
 async def _read_loop(services: Services, websocket: WebSocket, conn: Connection) -> None:
     hub, settings = services.hub, services.settings
     budget = FrameBudget(settings.ws_frame_rate, settings.ws_frame_burst, hub.clock())
+    replies = ReplyPipeline(conn, settings.ws_pipeline_window)
     while conn.is_open:
         frame = await websocket.receive()
         if frame["type"] == "websocket.disconnect":
@@ -274,21 +314,21 @@ async def _read_loop(services: Services, websocket: WebSocket, conn: Connection)
         conn.touch(now)
         verdict = budget.admit(now)
         text = frame.get("text")
-        reply: Event | None
         if verdict is Verdict.CLOSE:
             conn.close(CloseCode.RATE_LIMITED, "too many frames: reconnect later")
             return
+        await replies.make_room()
         if verdict is Verdict.REFUSE:
-            reply = _rate_limited(text, budget)
+            replies.reply(_rate_limited(text, budget))
         elif text is None:
-            reply = Error(
-                error="Binary frames are not supported; send JSON text frames",
-                code=ErrorCode.INVALID_FRAME.value,
+            replies.reply(
+                Error(
+                    error="Binary frames are not supported; send JSON text frames",
+                    code=ErrorCode.INVALID_FRAME.value,
+                )
             )
         else:
-            reply = await _handle(services, conn, text)
-        if reply is not None:
-            conn.push(encode_event(reply))
+            await _dispatch(services, conn, replies, text)
         # receive() returns without yielding while frames are buffered, and a frame without
         # a reply (typing, pong) may await nothing: yield, so one busy socket cannot hold
         # the event loop from everyone else.

@@ -7,6 +7,7 @@ none (``typing``, ``pong``). Domain errors propagate to the endpoint, which turn
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from token_bowl_chat_server.domain.entities import Message
 from token_bowl_chat_server.domain.errors import InvalidInput
 from token_bowl_chat_server.realtime.connection import Connection
 from token_bowl_chat_server.services.edits import deleted_frame, edited_frame
+from token_bowl_chat_server.services.messages import SendOutcome, stored_message
 
 C = TypeVar("C", bound=cmd.Command)
 Handler = Callable[[Services, Connection, Any], Awaitable[ev.Event | None]]
@@ -40,10 +42,18 @@ def _messages(messages: list[Message]) -> list[Any]:
     return [render.message(m) for m in messages]
 
 
-@handles(cmd.SendMessage)
-async def send_message(s: Services, conn: Connection, c: cmd.SendMessage) -> ev.Event:
-    message = await s.messages.send(conn.user, c.content, c.to_username, c.client_message_id)
-    return ev.MessageSent(message=render.message(message), request_id=c.request_id)
+async def queue_send(
+    s: Services, conn: Connection, c: cmd.SendMessage
+) -> asyncio.Future[SendOutcome]:
+    """``send_message`` is not in the table: the endpoint pipelines it (api/ws/pipeline.py).
+    Admits the message and queues it for the next group commit; the future holds the
+    outcome, for :func:`message_sent`."""
+    return await s.messages.queue(conn.user, c.content, c.to_username, c.client_message_id)
+
+
+def message_sent(outcome: SendOutcome, request_id: Any) -> ev.Event:
+    """The reply to a send once committed; raises the error of a send refused in the commit."""
+    return ev.MessageSent(message=render.message(stored_message(outcome)), request_id=request_id)
 
 
 @handles(cmd.MarkRead)

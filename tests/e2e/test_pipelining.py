@@ -1,0 +1,214 @@
+"""Pipelined sends over one WebSocket: a client that writes many frames without waiting gets
+its replies in frame order, its messages stored in that order and in fewer commits than
+messages, and loses no acknowledged message to a SIGKILL or to its own disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import Account, LiveServer, NewServer, stop_server
+from tests.waiting import eventually
+from tests.wsclient import Frame, WsClient
+
+TOKEN = "pipelining-metrics"
+MAX_CONTENT_LENGTH = 10_000
+_SAMPLE = re.compile(r"^(\w+)(?:\{[^}]*\})? (\S+)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, new_server: NewServer) -> Iterator[LiveServer]:
+    """A server of this module's own, one process even with two nodes: the commit counters
+    and the connection and task gauges must see only this module's connections."""
+    proc = new_server(
+        tmp_path_factory.mktemp("pipelining"),
+        env={"TOKEN_BOWL_METRICS_TOKEN": TOKEN},
+        single_node=True,
+    )
+    try:
+        proc.start()
+        yield LiveServer(proc)
+    finally:
+        stop_server(proc)
+
+
+def metrics(server: LiveServer) -> dict[str, float]:
+    resp = httpx.get(f"{server.http_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 200, resp.text
+    values: dict[str, float] = {}
+    for line in resp.text.splitlines():
+        found = _SAMPLE.match(line)
+        if found:
+            values[found[1]] = values.get(found[1], 0.0) + float(found[2])
+    return values
+
+
+def history(server: LiveServer, account: Account, path: str = "/messages") -> list[Frame]:
+    """Every message at ``path`` the account may read, oldest first."""
+    found: list[Frame] = []
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": account.api_key}) as http:
+        while True:
+            page = http.get(path, params={"limit": 1000, "offset": len(found)}).json()
+            found += page["messages"]
+            if not page["pagination"]["has_more"]:
+                return sorted(found, key=lambda m: m["seq"])
+
+
+async def write_all(client: WsClient, frames: list[Frame]) -> None:
+    """Every frame written before any reply is read."""
+    for frame in frames:
+        await client.conn.send(json.dumps(frame))
+
+
+async def replies_to(client: WsClient, request_ids: list[str], timeout: float = 30) -> list[Frame]:
+    """The frames echoing ``request_ids``, in the order they arrived (others skipped)."""
+    wanted = set(request_ids)
+    got: list[Frame] = []
+    async with asyncio.timeout(timeout):
+        while len(got) < len(request_ids):
+            frame = await client.recv(timeout)
+            if frame.get("request_id") in wanted:
+                got.append(frame)
+    return got
+
+
+def burst(tag: str, count: int) -> list[Frame]:
+    return [
+        {"type": "message", "content": f"{tag} {i}", "request_id": f"{tag}-{i}"}
+        for i in range(count)
+    ]
+
+
+async def test_a_burst_is_answered_in_frame_order_and_stored_in_that_order(
+    server: LiveServer,
+) -> None:
+    alice, bob = server.register(), server.register()
+    frames: list[dict[str, Any]] = burst("order", 60)
+    frames[20] = {**frames[20], "to_username": bob.username}
+    frames[30] = {**frames[30], "content": "x" * (MAX_CONTENT_LENGTH + 1)}
+    frames[40] = {"type": "no_such_command", "request_id": "order-40"}
+    frames[45] = {"type": "ping", "request_id": "order-45"}  # not a send: waits for those before
+    frames[50] = {"type": "message", "request_id": "order-50"}  # no content
+    refused = {30: "content_too_long", 40: None, 50: "missing_field"}
+    client = await WsClient.connect(server.ws_url, alice.api_key)
+    try:
+        await write_all(client, frames)
+        replies = await replies_to(client, [f["request_id"] for f in frames])
+    finally:
+        await client.close()
+
+    assert [r["request_id"] for r in replies] == [f["request_id"] for f in frames]
+    seqs = []
+    for i, reply in enumerate(replies):
+        if i in refused:
+            assert reply["type"] == "error", reply
+            assert refused[i] is None or reply["code"] == refused[i], reply
+        elif i == 45:
+            assert reply["type"] == "pong", reply
+        else:
+            assert reply["type"] == "message_sent", reply
+            assert reply["message"]["content"] == frames[i]["content"]
+            seqs.append(reply["message"]["seq"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    assert replies[20]["message"]["to_username"] == bob.username
+
+    mine = [m for m in history(server, alice) if m["from_username"] == alice.username]
+    sent = [f["content"] for i, f in enumerate(frames) if i not in refused and i not in (20, 45)]
+    assert [m["content"] for m in mine if m["content"].startswith("order ")] == sent
+    dms = history(server, bob, "/messages/direct")
+    assert [m["content"] for m in dms] == ["order 20"]
+
+
+async def test_a_burst_over_one_connection_shares_commits(server: LiveServer) -> None:
+    alice = server.register()
+    frames = burst("shared", 60)
+    before = metrics(server)
+    client = await WsClient.connect(server.ws_url, alice.api_key)
+    try:
+        await write_all(client, frames)
+        replies = await replies_to(client, [f["request_id"] for f in frames])
+    finally:
+        await client.close()
+    assert all(r["type"] == "message_sent" for r in replies)
+    after = metrics(server)
+    stored = after["tbc_messages_stored_total"] - before["tbc_messages_stored_total"]
+    commits = after["tbc_message_commits_total"] - before["tbc_message_commits_total"]
+    assert stored == 60
+    # One connection's sends no longer wait for each other's commits: they join them.
+    assert commits < stored, f"{commits} commits for {stored} messages"
+
+
+async def test_a_connection_dropped_with_sends_in_flight_frees_everything(
+    server: LiveServer,
+) -> None:
+    alice = server.register()
+    tasks_before = metrics(server)["tbc_asyncio_tasks"]
+    client = await WsClient.connect(server.ws_url, alice.api_key)
+    frames = burst("dropped", 200)
+    await write_all(client, frames)
+    await client.recv_until(lambda f: f.get("type") == "message_sent", 10)
+    client.conn.transport.abort()  # gone without a close handshake, sends still in flight
+
+    await eventually(lambda: metrics(server)["tbc_connections"] == 0, 20, "connection kept")
+    # Queued after everything the dropped connection had queued: once it is answered, the
+    # batcher has flushed all of those.
+    other = await WsClient.connect(server.ws_url, alice.api_key)
+    try:
+        marker = await other.request({"type": "message", "content": "dropped marker"})
+        assert marker["type"] == "message_sent", marker
+    finally:
+        await other.close()
+    stored = [
+        m["content"]
+        for m in history(server, alice)
+        if m["from_username"] == alice.username and m["content"].startswith("dropped ")
+    ]
+    assert stored[-1] == "dropped marker"
+    numbers = [int(c.split()[1]) for c in stored[:-1]]
+    assert numbers, "not even the acknowledged send was stored"
+    assert numbers == list(range(len(numbers))), "stored twice, out of order or with a gap"
+    await eventually(
+        lambda: (
+            metrics(server)["tbc_connections"] == 0
+            and metrics(server)["tbc_asyncio_tasks"] <= tasks_before
+        ),
+        20,
+        "tasks of the dropped connection left behind",
+    )
+
+
+async def test_acknowledged_pipelined_sends_survive_sigkill(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server()
+    alice = server.register()
+    client = await WsClient.connect(server.ws_url, alice.api_key)
+    acked: list[str] = []
+    frames = burst("killed", 250)  # under the frame budget's burst: none refused
+
+    async def collect() -> None:
+        while True:
+            frame = await client.recv()
+            if frame.get("type") == "message_sent":
+                acked.append(frame["message"]["id"])
+                if len(acked) == 50:
+                    server.proc.kill()  # SIGKILL with the rest of the burst in flight
+
+    collector = asyncio.create_task(collect())
+    with pytest.raises((websockets.ConnectionClosed, TimeoutError, OSError)):
+        async with asyncio.timeout(30):
+            await write_all(client, frames)
+            await collector
+    collector.cancel()
+    assert len(acked) >= 50
+
+    server.proc.start()
+    stored = {m["id"] for m in history(server, alice)}
+    assert [message_id for message_id in acked if message_id not in stored] == []
