@@ -19,6 +19,7 @@ from tests.waiting import eventually
 from tests.wsclient import Frame, WsClient
 
 TOKEN = "pipelining-metrics"
+BOT_TURN_CAP = 3
 MAX_CONTENT_LENGTH = 10_000
 _SAMPLE = re.compile(r"^(\w+)(?:\{[^}]*\})? (\S+)")
 
@@ -29,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, new_server: NewServer) -> I
     and the connection and task gauges must see only this module's connections."""
     proc = new_server(
         tmp_path_factory.mktemp("pipelining"),
-        env={"TOKEN_BOWL_METRICS_TOKEN": TOKEN},
+        env={"TOKEN_BOWL_METRICS_TOKEN": TOKEN, "TOKEN_BOWL_BOT_TURN_CAP": str(BOT_TURN_CAP)},
         single_node=True,
     )
     try:
@@ -143,6 +144,41 @@ async def test_a_burst_over_one_connection_shares_commits(server: LiveServer) ->
     assert stored == 60
     # One connection's sends no longer wait for each other's commits: they join them.
     assert commits < stored, f"{commits} commits for {stored} messages"
+
+
+async def test_a_send_refused_inside_a_shared_commit_fails_alone_in_its_place(
+    server: LiveServer,
+) -> None:
+    owner = server.register()
+    resp = httpx.post(
+        f"{server.http_url}/bots",
+        json={"username": server.unique("bot")},
+        headers={"X-API-Key": owner.api_key},
+    )
+    assert resp.status_code == 201, resp.text
+    bot = Account(**{k: resp.json()[k] for k in ("id", "username", "api_key")})
+    said = httpx.post(
+        f"{server.http_url}/messages",
+        json={"content": "a human speaks first"},
+        headers={"X-API-Key": owner.api_key},
+    )
+    assert said.status_code == 201, said.text  # the room's bot count starts at zero
+    frames = burst("capped", BOT_TURN_CAP + 2)
+    frames.append({"type": "ping", "request_id": "capped-ping"})
+    client = await WsClient.connect(server.ws_url, bot.api_key)
+    try:
+        await write_all(client, frames)
+        replies = await replies_to(client, [f["request_id"] for f in frames])
+    finally:
+        await client.close()
+    # The cap is judged inside the transaction, which pipelined sends share: the refused
+    # ones fail alone, answered in their own places, and the stored ones keep their order.
+    assert [r["request_id"] for r in replies] == [f["request_id"] for f in frames]
+    assert [r["type"] for r in replies[:BOT_TURN_CAP]] == ["message_sent"] * BOT_TURN_CAP
+    assert [r.get("code") for r in replies[BOT_TURN_CAP:-1]] == ["bot_turn_limit"] * 2
+    assert replies[-1]["type"] == "pong"
+    stored = [m["content"] for m in history(server, owner) if m["from_username"] == bot.username]
+    assert stored == [f"capped {i}" for i in range(BOT_TURN_CAP)]
 
 
 async def test_a_connection_dropped_with_sends_in_flight_frees_everything(

@@ -134,3 +134,17 @@ async def test_a_failure_that_cannot_be_an_items_fault_is_not_retried() -> None:
     results = await _shared_batch(batcher, list(range(1, 65)))
     assert all(isinstance(r, ConnectionError) for r in results[1:])
     assert attempts == [1, 64]  # the shared flush failed once, and was not split
+
+
+async def test_items_queued_without_waiting_keep_their_order_and_share_flushes() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        flushed.append(list(items))
+        await asyncio.sleep(0)
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, max_batch=100)
+    futures = [batcher.enqueue(n) for n in range(1, 6)]  # one caller, nobody waiting yet
+    assert [await future for future in futures] == [10, 20, 30, 40, 50]
+    assert flushed == [[1, 2, 3, 4, 5]]
