@@ -33,7 +33,7 @@ class MadeAdmin:
 class _NoSessions:
     """This process holds no sockets: there is nothing to close or refresh here."""
 
-    def online_user_ids(self) -> list[str]:
+    async def online_user_ids(self) -> list[str]:
         return []
 
     def close_user(self, user_id: str, code: int, reason: str) -> None:

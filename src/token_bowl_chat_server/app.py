@@ -34,13 +34,18 @@ from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.realtime.presence_memory import MemoryPresenceStore
+from token_bowl_chat_server.realtime.presence_store import PresenceStore
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
+from token_bowl_chat_server.realtime.sessions import NodeSessions
+from token_bowl_chat_server.scaleout import build_node
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.bots import BotService
 from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
+from token_bowl_chat_server.services.ports import Publisher
 from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
@@ -74,12 +79,17 @@ async def build_services(settings: Settings) -> Services:
             settings.ws_max_connections_per_user, settings.ws_max_connections_per_address
         )
     )
-    broker = MemoryBroker(hub)
     user_store = SqlUserStore(db)
     message_store = SqlMessageStore(db, bot_turn_cap=settings.bot_turn_cap)
+    node = await build_node(settings, hub, db, message_store) if settings.redis_url else None
+    broker: Publisher = node.broker if node else MemoryBroker(hub)
+    presence: PresenceStore = node.presence if node else MemoryPresenceStore(hub)
+    sessions = NodeSessions(hub, presence, node.broker if node else None)
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
+    if node is not None:
+        node.relay_typing_stops(typing)
     if settings.webhook_secret is not None:
         logger.warning(
             "TOKEN_BOWL_WEBHOOK_SECRET is no longer used: each webhook is signed with its "
@@ -111,11 +121,11 @@ async def build_services(settings: Settings) -> Services:
         bot_limiter=RateLimiter(settings.bot_send_rate, settings.bot_send_burst),
     )
     webhook_setup = WebhookSetup(
-        webhook_store, user_store, hub, allow_private=settings.webhook_allow_private
+        webhook_store, user_store, sessions, allow_private=settings.webhook_allow_private
     )
     accounts = Accounts(
         user_store,
-        hub,
+        sessions,
         registrations=RateLimiter(settings.register_rate, settings.register_burst),
         profile_changed=profile_announcer(broker.publish),
     )
@@ -123,6 +133,8 @@ async def build_services(settings: Settings) -> Services:
         settings=settings,
         db=db,
         hub=hub,
+        presence=presence,
+        node=node,
         accounts=accounts,
         messages=message_service,
         reads=ReadService(user_store, message_store, SqlReadStore(db), broker),
@@ -133,7 +145,7 @@ async def build_services(settings: Settings) -> Services:
         admin=AdminService(
             user_store,
             SqlUserAdminStore(db),
-            hub,
+            sessions,
             hub,
             stale_after=settings.heartbeat_timeout,
             monotonic=hub.clock,
@@ -143,7 +155,7 @@ async def build_services(settings: Settings) -> Services:
         bots=BotService(
             user_store,
             SqlBotStore(db),
-            hub,
+            sessions,
             webhook_setup,
             admit_new_account=accounts.admit_new_account,
         ),
@@ -168,6 +180,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = services
         await _bootstrap_admin(services, settings)
         services.webhooks.start()
+        if services.node is not None:
+            await services.node.start()
         background = [
             asyncio.create_task(
                 services.hub.run_heartbeat(
@@ -190,6 +204,8 @@ def create_app(settings: Settings) -> FastAPI:
             # After the drain, so the last messages' webhooks are queued; before the database
             # closes, because the workers read it.
             await services.webhooks.stop()
+            if services.node is not None:
+                await services.node.stop()
             await services.db.close()
 
     app = FastAPI(title="Token Bowl Chat", version=VERSION, lifespan=lifespan)

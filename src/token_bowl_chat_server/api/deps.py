@@ -10,6 +10,8 @@ from fastapi import Depends, Header, Request
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
 from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.realtime.presence_store import PresenceStore
+from token_bowl_chat_server.scaleout import Node
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.bots import BotService
@@ -31,6 +33,8 @@ class Services:
     settings: Settings
     db: Database
     hub: Hub
+    presence: PresenceStore  # who is online on every node; the endpoint reports this node's
+    node: Node | None  # with REDIS_URL: this process as one node of many
     accounts: Accounts
     messages: MessageService
     reads: ReadService

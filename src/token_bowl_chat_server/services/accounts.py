@@ -185,7 +185,7 @@ class Accounts:
 
     async def online_users(self) -> list[User]:
         """Users with a live connection, in the order they came online."""
-        ids = self.sessions.online_user_ids()
+        ids = await self.sessions.online_user_ids()
         found = await self.users.by_ids(ids)
         return [found[user_id] for user_id in ids if user_id in found]
 

@@ -40,6 +40,9 @@ class TypingService:
         self.tracker = TypingTracker(timeout, relay_interval)
         self._names: dict[Key, tuple[str, str | None]] = {}
         self._changed = asyncio.Event()
+        # With several server processes, tells the others about each message sent, so the
+        # process holding the typist's socket stops the indicator (``stop_on_send`` there).
+        self.tell_other_nodes: Callable[[str, str | None], None] | None = None
 
     async def typing(self, user: User, to_username: str | None, connection_id: int) -> None:
         """``user`` is typing to the room or to ``to_username``. Raises like a send would."""
@@ -55,7 +58,13 @@ class TypingService:
         self._changed.set()
 
     def message_sent(self, user_id: str, username: str, to_user_id: str | None) -> None:
-        """Sending a message ends the typist's indicator for that target."""
+        """Sending a message ends the typist's indicator for that target, on every node."""
+        self.stop_on_send(user_id, to_user_id)
+        if self.tell_other_nodes is not None:
+            self.tell_other_nodes(user_id, to_user_id)
+
+    def stop_on_send(self, user_id: str, to_user_id: str | None) -> None:
+        """The indicator this node tracks for ``user_id`` to that target, if any, stops."""
         key: Key = (user_id, to_user_id)
         if self.tracker.stop(key):
             self._announce_stop(key)

@@ -20,9 +20,14 @@ async def health() -> HealthResponse:
 
 @router.get("/ready", response_model=None)
 async def ready(services: ServicesDep) -> JSONResponse | HealthResponse:
-    """200 when the database answers; 503 otherwise."""
+    """200 when the database answers, and Redis too when the server runs on it; 503 otherwise.
+
+    A node whose Redis is away still serves its own clients, but a load balancer should
+    send new ones to a node that reaches the others."""
     try:
         await services.db.ping()
+        if services.node is not None and not await services.node.ready():
+            raise ConnectionError("Redis unavailable")
     except Exception:
         return JSONResponse(
             {"status": "unavailable", "code": ErrorCode.NOT_READY.value}, status_code=503
