@@ -11,7 +11,9 @@ generator's with the verdict which of them saturated. Cases (issue 10):
 * ``rest-post-16``: ``POST /messages`` from 16 concurrent keep-alive connections: requests/s;
 * ``unread-count-1k`` / ``-1m``: ``GET /messages/unread/count`` p50 with 1,000 / 1,000,000
   room messages of history (seeded straight into a fresh SQLite file, after the migrations);
-* ``mark-all-read-1k`` / ``-1m``: ``POST /messages/mark-all-read`` p50 with nothing unread.
+* ``mark-all-read-1k`` / ``-1m``: ``POST /messages/mark-all-read`` p50 with nothing unread;
+* ``idle-20k``: server memory per idle authenticated WebSocket connection, 20,000 of them
+  (``bench/idle.py``): KiB each.
 
 The REST load comes from a small HTTP/1.1 keep-alive client (this script with
 ``--http-worker``, one process per group of connections) that parses only the status line and
@@ -43,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fanout  # the sibling script, imported as a module
+import idle
 
 SCRIPT = Path(__file__).resolve()
 REFERENCE = SCRIPT.parent / "reference.py"
@@ -56,6 +59,7 @@ ALL_CASES = (
     "mark-all-read-1k",
     "unread-count-1m",
     "mark-all-read-1m",
+    "idle-20k",
 )
 
 
@@ -331,6 +335,7 @@ class Case:
     better: str  # "higher" or "lower"
     run: Callable[[fanout.ManagedServer, argparse.Namespace], dict[str, Any]]
     history: int = 0  # room messages to seed before the server starts
+    server_env: tuple[tuple[str, str], ...] = ()  # our server's settings for this case
 
 
 def fanout_run(
@@ -395,6 +400,21 @@ def http_run(
     return run
 
 
+# Idle connections: the caps and the stale timeout would close or refuse them, not memory.
+IDLE_ENV = (
+    ("TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_USER", "100000"),
+    ("TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+    ("TOKEN_BOWL_HEARTBEAT_TIMEOUT", "3600"),
+)
+
+
+def idle_run(server: fanout.ManagedServer, opts: argparse.Namespace) -> dict[str, Any]:
+    assert server.proc is not None
+    return idle.measure(
+        server.base_url, server.proc.pid, opts.idle_connections, opts.idle_procs, limit_s=240
+    )
+
+
 def cases() -> dict[str, Case]:
     read_all = "/messages/mark-all-read"
     listed = [
@@ -403,6 +423,8 @@ def cases() -> dict[str, Case]:
         Case("steady-500", "latency_ms_p99", "lower", fanout_run(500, 10.0)),
         Case("rest-post-16", "requests_per_s", "higher", http_run("POST", "/messages", 16)),
     ]
+    idle_case = Case("idle-20k", "kib_per_connection", "lower", idle_run, server_env=IDLE_ENV)
+    listed.append(idle_case)
     for label, history in (("1k", 1_000), ("1m", 1_000_000)):
         count = http_run("GET", "/messages/unread/count", 1)
         listed.append(Case(f"unread-count-{label}", "latency_ms_p50", "lower", count, history))
@@ -415,6 +437,7 @@ def measure(case: Case, kind: str, opts: argparse.Namespace) -> dict[str, Any]:
     """One run of ``case`` on a fresh server of ``kind`` ("ours" or "reference")."""
     env = fanout.QUIET_SERVER | fanout.NO_RATE_LIMIT
     if kind == "ours":
+        env |= dict(case.server_env)
         env |= dict(item.split("=", 1) for item in opts.server_env)
     server_class = fanout.ManagedServer if kind == "ours" else ReferenceServer
     server = server_class(env, opts.startup_timeout)
@@ -462,6 +485,11 @@ def brief(record: dict[str, Any], figure: str) -> dict[str, Any]:
         "machine_cpu_busy_pct",
         "saturated",
         "seed_s",
+        "connections_open",
+        "connections_failed",
+        "server_rss_before_kib",
+        "server_rss_after_kib",
+        "open_s",
     )
     return {key: record[key] for key in keys if key in record}
 
@@ -506,6 +534,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--receiver-procs", type=fanout.positive_int, default=3, help="receiver processes")
     add("--receivers", type=fanout.positive_int, help="override N of the fan-out cases (smoke)")
     add("--history-scale", type=float, default=1.0, help="multiply seeded history (smoke)")
+    add("--idle-connections", type=fanout.positive_int, default=20_000, help="idle-20k: N")
+    add("--idle-procs", type=fanout.positive_int, default=4, help="idle-20k: client processes")
     add("--seed-timeout", type=float, default=120.0, help="seconds for seeding the history")
     add("--startup-timeout", type=float, default=60.0, help="seconds for GET /health to pass")
     add("--server-env", action="append", default=[], metavar="KEY=VALUE", help="our server's env")
@@ -529,7 +559,7 @@ def selected(opts: argparse.Namespace) -> list[Case]:
             case = Case(case.name, case.figure, case.better, fanout_run(opts.receivers, rate))
         if case.history:
             history = max(1, int(case.history * opts.history_scale))
-            case = Case(case.name, case.figure, case.better, case.run, history)
+            case = Case(case.name, case.figure, case.better, case.run, history, case.server_env)
         chosen.append(case)
     return chosen
 
@@ -540,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fanout.run_async(http_worker_main())
         return 0
     signal.signal(signal.SIGTERM, fanout.raise_on_sigterm)  # so the servers are still stopped
+    # Inherited by the servers: 20,000 idle connections need as many sockets (idle-20k).
+    idle.raise_fd_limit(65536)
     failed = False
     try:
         for case in selected(opts):

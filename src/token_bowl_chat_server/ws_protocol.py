@@ -6,17 +6,52 @@ uvicorn's sans-I/O protocol writes and closes only in response to events, so tha
 was queued but never sent, and the socket stayed open with nobody reading it. Any client
 could pin server sockets with one long ``/ws`` URL each. Here such a request gets the usual
 error body (414, 431 or 400, code ``validation_error``) and the socket is closed.
+
+It is also the connection's :class:`~token_bowl_chat_server.realtime.connection.Wire`: the
+server writes its frames straight to the transport, without an ASGI ``send`` per frame. A
+server-to-client frame is not masked, so a fan-out's frame bytes are the same for every
+receiver: :func:`text_frame` builds them once per message.
 """
 
 from __future__ import annotations
 
 import json
+import struct
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
 
 from token_bowl_chat.protocol.errors import ErrorCode
+
+# Where the protocol puts itself in the ASGI scope, for the endpoint to find its wire.
+WIRE_EXTENSION = "token_bowl.wire"
+
+_TEXT_FIN = 0x81  # FIN + opcode 1 (text)
+_last_text: str = ""
+_last_frame: bytes = b"\x81\x00"
+
+
+def text_frame(text: str) -> bytes:
+    """The bytes of an unmasked, unfragmented text frame carrying ``text`` (RFC 6455 5.2).
+
+    The last one is kept: a fan-out asks for the same ``text`` object once per receiver.
+    """
+    global _last_text, _last_frame
+    if text is _last_text:
+        return _last_frame
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        head = bytes((_TEXT_FIN, size))
+    elif size < 65536:
+        head = struct.pack("!BBH", _TEXT_FIN, 126, size)
+    else:
+        head = struct.pack("!BBQ", _TEXT_FIN, 127, size)
+    _last_text, _last_frame = text, head + payload
+    return _last_frame
 
 
 def _refusal(exc: BaseException) -> bytes:
@@ -36,6 +71,51 @@ def _refusal(exc: BaseException) -> bytes:
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    _on_writable: Callable[[], None] | None = None
+
+    async def run_asgi(self) -> None:
+        self.scope["extensions"][WIRE_EXTENSION] = {"wire": self}
+        await super().run_asgi()
+
+    # -- the Wire of a connection (realtime/connection.py)
+
+    def frame(self, text: str) -> bytes:
+        return text_frame(text)
+
+    @property
+    def paused(self) -> bool:
+        """The transport's buffer is past its high-water mark: the peer is not reading."""
+        return not self.writable.is_set()
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the transport takes bytes again or is lost."""
+        self._on_writable = callback
+
+    def write_frames(self, frames: Sequence[bytes]) -> bool:
+        """Write encoded frames in one go; False once the socket takes no more data frames
+        (our close frame is out, or the socket is closing or gone)."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return False
+        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        return True
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Send a close frame, as the ASGI ``websocket.close`` does."""
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._wake_writer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        callback, self._on_writable = self._on_writable, None
+        if callback is not None:
+            callback()
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         exc = self.conn.handshake_exc
@@ -43,3 +123,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.conn.data_to_send()  # websockets' own plain-text refusal, replaced by ours
             self.transport.write(_refusal(exc))
             self.transport.close()
+
+
+def wire_of(scope: Any) -> WebSocketProtocol | None:
+    """The protocol under an ASGI WebSocket scope, when the server runs ours (``__main__``)."""
+    found = scope.get("extensions", {}).get(WIRE_EXTENSION)
+    return found["wire"] if found else None

@@ -1,6 +1,6 @@
 """Caps on open WebSocket connections per user and per client address on this node.
 
-Every open connection holds an outbox, a writer task and, while it closes, a socket that may
+Every open connection holds an outbox, a read loop and, while it closes, a socket that may
 take a while to go. Without a cap one key (or one address) could open connections until the
 node runs out of memory or descriptors. A slot is taken before the upgrade and given back
 when the connection ends; taking one is synchronous, so two connects racing each other

@@ -1,4 +1,4 @@
-"""One WebSocket connection: a bounded outbox and the only task that awaits the socket."""
+"""One WebSocket connection: a bounded outbox, written to its socket without a task."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import collections
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from token_bowl_chat.protocol.close_codes import CloseCode
@@ -24,10 +24,27 @@ CLOSE_TIMEOUT = 5.0
 _ABNORMAL = 1006
 
 
-class Transport(Protocol):
-    async def send_text(self, data: str) -> None: ...
+class Wire(Protocol):
+    """The socket under a connection, written without awaiting (``ws_protocol.py``)."""
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+    def frame(self, text: str) -> bytes:
+        """The wire bytes of a text frame carrying ``text``."""
+        ...
+
+    @property
+    def paused(self) -> bool:
+        """The socket takes no more bytes for now: the peer is behind."""
+        ...
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the socket takes bytes again (or is lost)."""
+        ...
+
+    def write_frames(self, frames: Sequence[bytes]) -> bool:
+        """Hand frames to the socket; False once it takes no more (closing or gone)."""
+        ...
+
+    async def close_with(self, code: int, reason: str) -> None: ...
 
 
 class ConnectionClosed(Exception):
@@ -35,7 +52,9 @@ class ConnectionClosed(Exception):
 
 
 class Connection:
-    """Frames are queued with :meth:`push`, which never blocks; a writer task sends them.
+    """Frames are queued with :meth:`push`, which never blocks, and written to the socket
+    together once per event-loop turn: one write, not one task wake-up and one write per
+    frame. While the socket is paused (the peer is not reading) they wait in the outbox.
 
     When the outbox is full the client is too slow to keep up: it is closed with
     ``SLOW_CONSUMER`` (4001) and may reconnect and resume, while everyone else carries on.
@@ -51,9 +70,34 @@ class Connection:
     stops waiting for the peer then, and frees the connection.
     """
 
+    # Thousands of idle connections each hold one: no per-instance dict.
+    __slots__ = (
+        "_abort",
+        "_close_timeout",
+        "_closer",
+        "_flush_scheduled",
+        "_held",
+        "_held_limit",
+        "_outbox",
+        "_outbox_size",
+        "_replayed_through",
+        "_room",
+        "close_code",
+        "connected_at",
+        "ended",
+        "extended",
+        "id",
+        "last_activity",
+        "last_pong",
+        "own_messages",
+        "user",
+        "user_id",
+        "wire",
+    )
+
     def __init__(
         self,
-        transport: Transport,
+        wire: Wire,
         user: User,
         outbox_size: int,
         now: float,
@@ -67,14 +111,21 @@ class Connection:
         self.extended = extended
         # Asked for copies of its user's own messages (``?own_messages=1``, extended only).
         self.own_messages = False
-        self.transport = transport
+        self.wire = wire
         self.user = user
+        # Read for every receiver of every fan-out: a plain attribute, not a property. The
+        # account record may be replaced (rename, role), its id never.
+        self.user_id = user.id
         self.connected_at = now
         self.last_activity = now
         self.last_pong = now
         self.close_code: int | None = None
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
-        self._writer: asyncio.Task[None] | None = None
+        # Encoded frames not yet handed to the socket.
+        self._outbox: list[bytes] = []
+        self._outbox_size = outbox_size
+        self._flush_scheduled = False
+        # A replay waiting for room in the outbox.
+        self._room: asyncio.Future[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._held: collections.deque[tuple[int | None, str]] | None = None
         self._held_limit = outbox_size
@@ -83,12 +134,8 @@ class Connection:
         self._close_timeout = close_timeout
         self._abort = abort
         # Set when the connection is finished with: closed by the server (its close frame
-        # still on the way) or lost by the writer.
+        # still on the way) or its socket lost.
         self.ended = asyncio.Event()
-
-    @property
-    def user_id(self) -> str:
-        return self.user.id
 
     @property
     def is_open(self) -> bool:
@@ -97,10 +144,7 @@ class Connection:
     @property
     def queued(self) -> int:
         """Frames waiting to be sent: the outbox plus live frames held back by a replay."""
-        return self._outbox.qsize() + len(self._held or ())
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        return len(self._outbox) + len(self._held or ())
 
     def push(self, text: str, seq: int | None = None) -> bool:
         """Queue a frame (``seq``: the message it carries, if any).
@@ -116,16 +160,46 @@ class Connection:
                 return self._overflow()
             self._held.append((seq, text))
             return True
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= self._outbox_size:
             return self._overflow()
+        self._outbox.append(self.wire.frame(text))
+        if not self._flush_scheduled:
+            self._schedule_flush()
         return True
 
     def _overflow(self) -> bool:
         logger.warning("closing slow consumer connection=%s user=%s", self.id, self.user_id)
         self.close(CloseCode.SLOW_CONSUMER, "outbox overflow: reconnect and resume")
         return False
+
+    def _schedule_flush(self) -> None:
+        # Once per loop turn: every frame queued meanwhile (a commit's messages, a reply)
+        # goes out in the same write.
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.close_code is not None or not self._outbox:
+            return
+        if self.wire.paused:
+            # The frames wait in the outbox, which bounds them, until the peer reads again.
+            self.wire.when_writable(self._schedule_flush)
+            return
+        frames, self._outbox = self._outbox, []
+        if not self.wire.write_frames(frames):
+            self._lost()
+            return
+        self._wake_replay()
+
+    def _lost(self) -> None:
+        # The peer went away. Nothing will drain the outbox now: end the connection, so a
+        # replay waiting for room and the endpoint both stop waiting.
+        logger.debug("socket of connection %s is gone", self.id)
+        self.close_code = self.close_code or _ABNORMAL
+        self._discard_queued()
+        self._cut_off()
+        self.ended.set()
 
     def begin_replay(self) -> None:
         """Hold live frames back until :meth:`end_replay`."""
@@ -137,11 +211,23 @@ class Connection:
         Raises :class:`ConnectionClosed` once the connection is closed, so a replay to a
         client that left stops instead of waiting for room nobody will make.
         """
-        if self.close_code is not None:
-            raise ConnectionClosed
-        await self._outbox.put(text)
-        if self.close_code is not None:
-            raise ConnectionClosed
+        while True:
+            if self.close_code is not None:
+                raise ConnectionClosed
+            if len(self._outbox) < self._outbox_size:
+                break
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+        self._outbox.append(self.wire.frame(text))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def _wake_replay(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     async def end_replay(self, replayed_through: int, final: str | None = None) -> None:
         """Release the held live frames, except messages with ``seq <= replayed_through``
@@ -172,8 +258,6 @@ class Connection:
         if self.close_code is not None:
             return
         self.close_code = code
-        if self._writer is not None:
-            self._writer.cancel()
         self._discard_queued()
         self._closer = asyncio.create_task(
             self._close_transport(code, reason), name=f"ws-close-{self.id}"
@@ -183,15 +267,15 @@ class Connection:
         self.ended.set()
 
     def _discard_queued(self) -> None:
-        # Unblocks a replay waiting for room in the outbox; these frames will not be sent.
-        while not self._outbox.empty():
-            self._outbox.get_nowait()
+        # Wakes a replay waiting for room in the outbox; these frames will not be sent.
+        self._outbox = []
         self._held = None
+        self._wake_replay()
 
     async def _close_transport(self, code: int, reason: str) -> None:
         try:
             async with asyncio.timeout(self._close_timeout):
-                await self.transport.close(code, reason)
+                await self.wire.close_with(code, reason)
         except TimeoutError:
             # The socket takes no more bytes (a peer that stopped reading): cut it off.
             logger.info("aborting connection=%s: close frame not taken", self.id)
@@ -211,32 +295,13 @@ class Connection:
             with contextlib.suppress(Exception):
                 self._abort()
 
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                text = await self._outbox.get()
-                await self.transport.send_text(text)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The peer went away mid-send. Nothing will drain the outbox now: end the
-            # connection, so a replay waiting for room and the endpoint both stop waiting.
-            logger.debug("send failed on connection %s", self.id, exc_info=True)
-            self.close_code = self.close_code or _ABNORMAL
-            self._discard_queued()
-            self._cut_off()
-            self.ended.set()
-
     async def finish(self) -> None:
-        """Stop the writer after the read loop ended (client closed or socket dropped)."""
+        """Let a server-side close frame go out after the read loop ended (client closed
+        or socket dropped)."""
         if self.close_code is None:
             self.close_code = CloseCode.NORMAL
         self._discard_queued()
         self.ended.set()
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
         if self._closer is not None:
             # Let a server-side close send its close frame (bounded by the close timeout):
             # once the endpoint returns, the server drops the socket without one.

@@ -1,7 +1,7 @@
 """The connections on this node, and delivery of encoded frames to them.
 
-Delivery never awaits a socket: it puts the same encoded text on each target connection's
-outbox and returns. Each connection's writer task does the sending.
+Delivery never awaits a socket: it puts the same encoded frame on each target connection's
+outbox and returns. Each connection writes its outbox to its socket once per event-loop turn.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.models import Role
@@ -17,25 +18,39 @@ def user(name: str) -> User:
 
 
 class FakeSocket:
+    """A connection's wire; ``stuck``: a peer that stopped reading (the socket stays paused)."""
+
     def __init__(self, stuck: bool = False) -> None:
         self.sent: list[str] = []
+        self.writes = 0
         self.closed_with: int | None = None
         self.stuck = stuck
-        self._never = asyncio.Event()
+        self.gone = False
 
-    async def send_text(self, data: str) -> None:
-        if self.stuck:
-            await self._never.wait()  # a peer that stopped reading
-        self.sent.append(data)
+    def frame(self, text: str) -> bytes:
+        return text.encode()
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+    @property
+    def paused(self) -> bool:
+        return self.stuck
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        pass  # a stuck peer never reads again
+
+    def write_frames(self, frames: Sequence[bytes]) -> bool:
+        if self.gone:
+            return False
+        self.writes += 1
+        self.sent.extend(frame.decode() for frame in frames)
+        return True
+
+    async def close_with(self, code: int, reason: str) -> None:
         self.closed_with = code
 
 
 def connect(hub: Hub, name: str, socket: FakeSocket, outbox: int = 4) -> Connection:
     conn = Connection(socket, user(name), outbox, now=0.0)
     hub.add(conn)
-    conn.start()
     return conn
 
 

@@ -46,7 +46,6 @@ async def test_resumed_claims_only_what_the_client_was_sent() -> None:
     socket = FakeSocket()
     conn = Connection(socket, user("me"), 64, now=0.0, extended=True)
     conn.begin_replay()
-    conn.start()
     await ResumeService(Store(), 30.0).start(user("me"), conn, since_seq=0)  # type: ignore[arg-type]
     await eventually(lambda: any(f.get("type") == "resumed" for f in frames(socket)))
     resumed = next(f for f in frames(socket) if f.get("type") == "resumed")
@@ -68,7 +67,6 @@ async def test_a_replay_ends_when_the_connection_closes() -> None:
     socket = FakeSocket(stuck=True)  # a peer that never reads
     conn = Connection(socket, user("me"), 2, now=0.0, extended=True)
     conn.begin_replay()
-    conn.start()
     replay = asyncio.create_task(
         ResumeService(Store(), 30.0).start(user("me"), conn, since_seq=0)  # type: ignore[arg-type]
     )
@@ -98,7 +96,6 @@ async def test_a_fresh_connection_gets_every_frame_held_while_it_opened() -> Non
     socket = FakeSocket()
     conn = Connection(socket, user("me"), 64, now=0.0, extended=True)
     conn.begin_replay()
-    conn.start()
     conn.push(encode_event(render.message(message(4))), 4)  # live, while the connection opens
     await ResumeService(CommittedWhileJoining(), 30.0).start(user("me"), conn, since_seq=None)  # type: ignore[arg-type]
     await eventually(lambda: any(f.get("seq") == 4 for f in frames(socket)))
