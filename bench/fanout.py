@@ -80,6 +80,9 @@ NO_RATE_LIMIT = {
     "TOKEN_BOWL_SEND_BURST": "1000000",
     "TOKEN_BOWL_REGISTER_RATE": "1000000",
     "TOKEN_BOWL_REGISTER_BURST": "1000000",
+    # A pipelined sender keeps a window of frames in flight: past the frame budget (50/s).
+    "TOKEN_BOWL_WS_FRAME_RATE": "1000000",
+    "TOKEN_BOWL_WS_FRAME_BURST": "1000000",
     # Every receiver connects from 127.0.0.1: lift the per-address connection cap (200).
     "TOKEN_BOWL_WS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
 }
