@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql redis chromium bench bench-fanout soak clean
+.PHONY: run test lint typecheck webcheck pytest pytest-postgresql postgresql redis chromium bench bench-fanout bench-nodes soak clean
 
 # $(call debian_package,CHECK,PACKAGE): when the shell command CHECK fails, install Debian's
 # PACKAGE if we may (root with apt), else say how.
@@ -79,6 +79,10 @@ bench: $(STAMP)
 
 bench-fanout: $(STAMP)
 	$(BIN)/python bench/fanout.py --sweep 50,200,500
+
+# Fan-out with the receivers split across two nodes on PostgreSQL + Redis, against one node.
+bench-nodes: $(STAMP) postgresql redis
+	$(BIN)/python bench/fanout_nodes.py --receivers 200 --rounds $(BENCH_ROUNDS)
 
 # Not part of `make test`: mixed load for SOAK_MINUTES, watching the server for leaks.
 SOAK_MINUTES ?= 10
