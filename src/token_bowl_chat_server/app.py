@@ -30,13 +30,13 @@ from token_bowl_chat_server.api.rest import (
 )
 from token_bowl_chat_server.api.rest.webhooks import router as webhook_router
 from token_bowl_chat_server.api.ws import endpoint
-from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.presence_memory import MemoryPresenceStore
 from token_bowl_chat_server.realtime.presence_store import PresenceStore
 from token_bowl_chat_server.realtime.profile_frames import profile_announcer
+from token_bowl_chat_server.realtime.rate_limit_memory import MemoryRateLimit
 from token_bowl_chat_server.realtime.sessions import NodeSessions
 from token_bowl_chat_server.scaleout import build_node
 from token_bowl_chat_server.services.accounts import Accounts
@@ -45,7 +45,7 @@ from token_bowl_chat_server.services.bots import BotService
 from token_bowl_chat_server.services.conversations import ConversationService
 from token_bowl_chat_server.services.edits import EditService
 from token_bowl_chat_server.services.messages import MessageService
-from token_bowl_chat_server.services.ports import Publisher
+from token_bowl_chat_server.services.ports import Publisher, RateLimit
 from token_bowl_chat_server.services.read_marks import ReadMarks
 from token_bowl_chat_server.services.reads import ReadService
 from token_bowl_chat_server.services.resume import ResumeService
@@ -85,6 +85,11 @@ async def build_services(settings: Settings) -> Services:
     broker: Publisher = node.broker if node else MemoryBroker(hub)
     presence: PresenceStore = node.presence if node else MemoryPresenceStore(hub)
     sessions = NodeSessions(hub, presence, node.broker if node else None)
+
+    def rate_limit(name: str, rate: float, burst: int) -> RateLimit:
+        """Buckets every node shares, or this process's own."""
+        return node.rate_limit(name, rate, burst) if node else MemoryRateLimit(rate, burst)
+
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
@@ -117,8 +122,8 @@ async def build_services(settings: Settings) -> Services:
         typing,
         settings.write_batch_max,
         webhooks=webhooks.enqueue,
-        limiter=RateLimiter(settings.send_rate, settings.send_burst),
-        bot_limiter=RateLimiter(settings.bot_send_rate, settings.bot_send_burst),
+        limiter=rate_limit("send", settings.send_rate, settings.send_burst),
+        bot_limiter=rate_limit("bot_send", settings.bot_send_rate, settings.bot_send_burst),
     )
     webhook_setup = WebhookSetup(
         webhook_store, user_store, sessions, allow_private=settings.webhook_allow_private
@@ -126,7 +131,7 @@ async def build_services(settings: Settings) -> Services:
     accounts = Accounts(
         user_store,
         sessions,
-        registrations=RateLimiter(settings.register_rate, settings.register_burst),
+        registrations=rate_limit("register", settings.register_rate, settings.register_burst),
         profile_changed=profile_announcer(broker.publish),
     )
     return Services(

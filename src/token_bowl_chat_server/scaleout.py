@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from token_bowl_chat_server.realtime.broker_redis import RedisBroker
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.presence_redis import RedisPresenceStore
+from token_bowl_chat_server.realtime.rate_limit_redis import RedisRateLimit
 from token_bowl_chat_server.realtime.sequencer import Sequencer
 from token_bowl_chat_server.services.ports import MessageStore
 from token_bowl_chat_server.services.sequence_fill import SequenceFill
@@ -50,6 +51,10 @@ class Node:
         await self.presence.stop()
         await self.broker.stop()
         await self.redis.aclose()
+
+    def rate_limit(self, name: str, rate: float, burst: int) -> RedisRateLimit:
+        """A limit every node counts against, per node while Redis is away."""
+        return RedisRateLimit(self.redis, name, rate, burst, lambda: self.broker.connected)
 
     def relay_typing_stops(self, typing: TypingService) -> None:
         """A message sent through any node stops the sender's indicator on every node."""

@@ -159,13 +159,15 @@ class RedisPresenceStore:
 
     async def _apply(self, user: User, online: bool) -> None:
         """Write one change and announce it if it changes what the cluster sees."""
+        if self.hub.presence.is_online(user.id) != online:
+            return  # undone since: the change that undid it is queued behind this one
         announce = True
         if self.connected():
             try:
-                since = self._since.get(user.id)
-                if since is not None and self.hub.presence.is_online(user.id):
+                if online:
+                    since = self._since.get(user.id, _now_ms())
                     await self.redis.zadd(self._key, {user.id: float(since)})
-                elif not self.hub.presence.is_online(user.id):
+                else:
                     await self.redis.zrem(self._key, user.id)
                 announce = not await self._elsewhere(user.id)
                 self._failing = False

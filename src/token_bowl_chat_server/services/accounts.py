@@ -26,9 +26,8 @@ from token_bowl_chat_server.domain.permissions import (
     allowed,
     check_can_update_own_profile,
 )
-from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.services.clock import WallClock, now_micros
-from token_bowl_chat_server.services.ports import Sessions, UserStore
+from token_bowl_chat_server.services.ports import RateLimit, Sessions, UserStore
 
 MIN_KEY_LENGTH = 32
 MAX_KEY_LENGTH = 128
@@ -77,7 +76,7 @@ class Accounts:
         users: UserStore,
         sessions: Sessions,
         clock: WallClock = now_micros,
-        registrations: RateLimiter | None = None,
+        registrations: RateLimit | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         profile_changed: Callable[[User, User], None] | None = None,
     ) -> None:
@@ -90,11 +89,11 @@ class Accounts:
         # open clients (realtime/profile_frames.py); must not block.
         self.profile_changed = profile_changed
 
-    def admit_new_account(self, client: str | None) -> None:
+    async def admit_new_account(self, client: str | None) -> None:
         """Take one account creation from ``client``'s bucket (registrations and bots share
         it, so creating bots is no way around the registration limit). Raises RateLimited."""
         if self.registrations is not None and client is not None:
-            retry_after = self.registrations.take(client, self.monotonic())
+            retry_after = await self.registrations.take(client, self.monotonic())
             if retry_after:
                 raise RateLimited(retry_after)
 
@@ -106,7 +105,7 @@ class Accounts:
         ``client`` (the caller's address) is rate limited: raises ``RateLimited`` when one
         address registers faster than the configured rate.
         """
-        self.admit_new_account(client)
+        await self.admit_new_account(client)
         role = request.resolved_role()
         if role is Role.BOT:
             raise InvalidInput(

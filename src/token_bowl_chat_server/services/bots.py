@@ -8,7 +8,7 @@ bots (``bots:create``); the owner manages them (``bots:update:own``), an admin a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -47,8 +47,9 @@ class BotService:
         sessions: Sessions,
         webhooks: Webhooks,
         clock: WallClock = now_micros,
-        admit_new_account: Callable[[str | None], None] = lambda _client: None,
+        admit_new_account: Callable[[str | None], Awaitable[None]] | None = None,
     ) -> None:
+        # Takes one account creation from the caller's address; raises RateLimited.
         self.admit_new_account = admit_new_account
         self.users = users
         self.bots = bots
@@ -67,7 +68,8 @@ class BotService:
         RateLimited when ``client`` (the caller's address) creates accounts too fast.
         """
         require(owner, Action.CREATE_BOTS)
-        self.admit_new_account(client)
+        if self.admit_new_account is not None:
+            await self.admit_new_account(client)
         self.webhooks.check_url(request.webhook_url)
         key = new_key()
         # No logo (bots use emoji); the webhook is set below, with its secret.

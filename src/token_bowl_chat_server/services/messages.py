@@ -23,12 +23,11 @@ from token_bowl_chat_server.domain.errors import (
 )
 from token_bowl_chat_server.domain.ids import is_message_id
 from token_bowl_chat_server.domain.permissions import Action, allowed, can_see, check_can_send
-from token_bowl_chat_server.domain.rate_limit import RateLimiter
 from token_bowl_chat_server.realtime.audience import Audience, Room, Users
 from token_bowl_chat_server.services.batching import Batcher
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.own_copies import publish_own_copy
-from token_bowl_chat_server.services.ports import MessageStore, Publisher, UserStore
+from token_bowl_chat_server.services.ports import MessageStore, Publisher, RateLimit, UserStore
 from token_bowl_chat_server.services.recipients import direct_recipient
 from token_bowl_chat_server.services.typing import TypingService
 from token_bowl_chat_server.storage.messages import Appended, NewMessage, Refused
@@ -86,8 +85,8 @@ class MessageService:
         max_batch: int,
         clock: WallClock = now_micros,
         webhooks: Callable[[Message, str], None] | None = None,
-        limiter: RateLimiter | None = None,
-        bot_limiter: RateLimiter | None = None,
+        limiter: RateLimit | None = None,
+        bot_limiter: RateLimit | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.users = users
@@ -177,11 +176,11 @@ class MessageService:
             )
         check_can_send(sender, direct=to_username is not None)
         if self.limiter is not None:
-            retry_after = self.limiter.take(sender.id, self.monotonic())
+            retry_after = await self.limiter.take(sender.id, self.monotonic())
             if retry_after:
                 raise RateLimited(retry_after)
         if self.bot_limiter is not None and sender.is_bot:
-            retry_after = self.bot_limiter.take(sender.id, self.monotonic())
+            retry_after = await self.bot_limiter.take(sender.id, self.monotonic())
             if retry_after:
                 raise RateLimited(retry_after)
         recipient = await direct_recipient(self.users, to_username)

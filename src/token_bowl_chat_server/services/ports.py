@@ -76,6 +76,14 @@ class ConversationStore(Protocol):
     ) -> tuple[list[Conversation], int]: ...
 
 
+class RateLimit(Protocol):
+    """Token buckets per key (``realtime/rate_limit_memory.py``, ``rate_limit_redis.py``)."""
+
+    async def take(self, key: str, now: float) -> float:
+        """Take a token: 0.0 when allowed, else the seconds until one is available."""
+        ...
+
+
 class Publisher(Protocol):
     def publish(self, audience: Audience, text: str, seq: int | None = None) -> None: ...
 

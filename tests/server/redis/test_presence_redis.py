@@ -1,0 +1,135 @@
+"""Presence in Redis across two nodes: the online list is the union of the nodes, a user is
+announced once however many nodes hold them, and a node that dies without a word drops out
+within its heartbeat timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.waiting import eventually
+from token_bowl_chat.protocol.models import Role
+from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.realtime.audience import Audience
+from token_bowl_chat_server.realtime.hub import Hub
+from token_bowl_chat_server.realtime.presence_redis import RedisPresenceStore, node_key
+
+
+def _user(name: str) -> User:
+    return User(f"id-{name}", name, Role.MEMBER, None, None, None, None, "h", 0)
+
+
+class Node:
+    def __init__(self, redis: Redis, name: str, timeout: float = 30.0) -> None:
+        self.hub = Hub()
+        self.announced: list[tuple[str, bool]] = []
+        self.store = RedisPresenceStore(
+            self.hub, redis, name, self.publish, interval=0.05, timeout=timeout,
+            connected=lambda: True,
+        )  # fmt: skip
+
+    def publish(self, audience: Audience, text: str) -> None:
+        online = '"online":true' in text
+        self.announced.append((text.split('"username":"')[1].split('"')[0], online))
+
+    def connect(self, user: User) -> None:
+        """What the endpoint does for a connection that opens."""
+        if self.hub.presence.connect(user.id):
+            self.store.user_online(user)
+
+    def disconnect(self, user: User) -> None:
+        if self.hub.presence.disconnect(user.id):
+            self.store.user_offline(user)
+
+
+@pytest.fixture
+async def nodes(redis: Redis) -> AsyncIterator[tuple[Node, Node]]:
+    a, b = Node(redis, "a"), Node(redis, "b")
+    for node in (a, b):
+        await node.store.register()
+        node.store.start()
+    try:
+        yield a, b
+    finally:
+        await a.store.stop()
+        await b.store.stop()
+
+
+async def _online(node: Node) -> list[str]:
+    return await node.store.online_user_ids()
+
+
+async def _until_online(node: Node, expected: list[str]) -> None:
+    found: list[str] = []
+    try:
+        async with asyncio.timeout(10):
+            while found != expected:
+                found = await _online(node)
+    except TimeoutError:
+        raise AssertionError(f"online: {found}, expected {expected}") from None
+
+
+async def test_the_online_list_is_the_union_of_the_nodes_in_the_order_users_came(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    alice, bob = _user("alice"), _user("bob")
+    a.connect(alice)
+    await _until_online(b, ["id-alice"])
+    b.connect(bob)
+    await _until_online(a, ["id-alice", "id-bob"])
+    b.connect(alice)  # a second node: still listed once
+    await _until_online(a, ["id-alice", "id-bob"])
+    a.disconnect(alice)  # online on b only, since after bob came
+    await _until_online(a, ["id-bob", "id-alice"])
+    b.disconnect(alice)
+    await _until_online(a, ["id-bob"])
+
+
+async def _until_listed(redis: Redis, node: str, user: User, listed: bool) -> None:
+    """Until ``node`` has written (or removed) ``user`` in Redis."""
+    async with asyncio.timeout(10):
+        while (await redis.zscore(node_key(node), user.id) is not None) != listed:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_user_on_two_nodes_is_announced_online_once_and_offline_when_the_last_goes(
+    nodes: tuple[Node, Node], redis: Redis
+) -> None:
+    a, b = nodes
+    carol = _user("carol")
+    a.connect(carol)
+    await eventually(lambda: a.announced == [("carol", True)])
+    await _until_online(b, ["id-carol"])
+    b.connect(carol)
+    await _until_listed(redis, "b", carol, True)
+    b.disconnect(carol)
+    await _until_listed(redis, "b", carol, False)
+    a.disconnect(carol)
+    await eventually(lambda: ("carol", False) in a.announced, what=f"{a.announced}")
+    # b saw carol online on a both times: it announced neither its connect nor its leave.
+    assert b.announced == []
+    assert a.announced == [("carol", True), ("carol", False)]
+
+
+async def test_a_node_that_stops_renewing_drops_out_within_its_timeout(
+    nodes: tuple[Node, Node], redis: Redis
+) -> None:
+    a, _ = nodes
+    b = Node(redis, "short-lived", timeout=1.0)
+    b.store.start()
+    dave = _user("dave")
+    b.connect(dave)
+    await _until_online(a, ["id-dave"])
+    # SIGKILL, as far as Redis can tell: b stops writing and says nothing.
+    task = b.store._task
+    assert task is not None
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    b.store._task = None
+    await _until_online(a, [])
