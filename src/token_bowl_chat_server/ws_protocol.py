@@ -25,6 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
 
 from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat_server.realtime.lean_sync import Flag, Mailbox
 
 # Where the protocol puts itself in the ASGI scope, for the endpoint to find its wire.
 WIRE_EXTENSION = "token_bowl.wire"
@@ -72,6 +73,19 @@ def _refusal(exc: BaseException) -> bytes:
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     _on_writable: Callable[[], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One of each per open connection: the lean kinds allocate only while awaited.
+        self.queue = Mailbox()  # type: ignore[assignment]
+        self.writable = Flag(True)  # type: ignore[assignment]
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake's request and response (their headers) are not read again.
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("response", None)
 
     async def run_asgi(self) -> None:
         self.scope["extensions"][WIRE_EXTENSION] = {"wire": self}

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat_server.domain.entities import User
+from token_bowl_chat_server.realtime.lean_sync import Flag
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ class Connection:
         self._outbox: list[bytes] = []
         self._outbox_size = outbox_size
         self._flush_scheduled = False
-        # A replay waiting for room in the outbox.
-        self._room: asyncio.Future[None] | None = None
+        # Set when the outbox was written out, for a replay waiting for room (made on need).
+        self._room: Flag | None = None
         self._closer: asyncio.Task[None] | None = None
         self._held: collections.deque[tuple[int | None, str]] | None = None
         self._held_limit = outbox_size
@@ -135,7 +136,7 @@ class Connection:
         self._abort = abort
         # Set when the connection is finished with: closed by the server (its close frame
         # still on the way) or its socket lost.
-        self.ended = asyncio.Event()
+        self.ended = Flag()
 
     @property
     def is_open(self) -> bool:
@@ -216,18 +217,17 @@ class Connection:
                 raise ConnectionClosed
             if len(self._outbox) < self._outbox_size:
                 break
-            self._room = asyncio.get_running_loop().create_future()
-            try:
-                await self._room
-            finally:
-                self._room = None
+            if self._room is None:
+                self._room = Flag()
+            self._room.clear()
+            await self._room.wait()
         self._outbox.append(self.wire.frame(text))
         if not self._flush_scheduled:
             self._schedule_flush()
 
     def _wake_replay(self) -> None:
-        if self._room is not None and not self._room.done():
-            self._room.set_result(None)
+        if self._room is not None:
+            self._room.set()
 
     async def end_replay(self, replayed_through: int, final: str | None = None) -> None:
         """Release the held live frames, except messages with ``seq <= replayed_through``
