@@ -52,6 +52,35 @@ class Node:
         await self.broker.stop()
         await self.redis.aclose()
 
+    def stats(self) -> list[tuple[str, str, str, float]]:
+        """``(name, "gauge" | "counter", help, value)`` for ``GET /metrics``."""
+        broker, sequencer = self.broker, self.sequencer
+        return [
+            ("tbc_redis_connected", "gauge", "1 while subscribed to Redis", broker.connected),
+            ("tbc_redis_published_total", "counter", "Payloads sent to Redis", broker.published),
+            ("tbc_redis_received_total", "counter", "Payloads of other nodes", broker.received),
+            (
+                "tbc_redis_dropped_total",
+                "counter",
+                "Payloads not sent (Redis away, or the outbox full)",
+                broker.dropped,
+            ),
+            ("tbc_redis_reconnects_total", "counter", "Lost Redis connections", broker.reconnects),
+            ("tbc_sequencer_held", "gauge", "Frames held behind a seq gap", sequencer.held),
+            (
+                "tbc_sequencer_fills_total",
+                "counter",
+                "Seq gaps read from the database",
+                sequencer.fills,
+            ),
+            (
+                "tbc_sequencer_filled_total",
+                "counter",
+                "Frames delivered from the database (missed live)",
+                sequencer.filled,
+            ),
+        ]
+
     def rate_limit(self, name: str, rate: float, burst: int) -> RedisRateLimit:
         """A limit every node counts against, per node while Redis is away."""
         return RedisRateLimit(self.redis, name, rate, burst, lambda: self.broker.connected)
