@@ -2,10 +2,11 @@
 
 Publishing delivers to this node at once (a frame with a seq through the sequencer, which
 puts it in seq order with the frames of other nodes) and queues the frame for Redis; a
-background task publishes the queue in pipelined batches, so ``publish`` never waits on the
-network. Every node subscribes to the channel and delivers what other nodes published the
-same way. Commands (close a user's sockets, refresh an account, stop a typing indicator)
-travel on the same channel, so they keep their order with the frames of their node.
+background task publishes what the queue holds as one Redis message per batch, so
+``publish`` never waits on the network and a busy node costs the others few reads. Every
+node subscribes to the channel and delivers what other nodes published the same way.
+Commands (close a user's sockets, refresh an account, stop a typing indicator) travel on the
+same channel, so they keep their order with the frames of their node.
 
 Pub/sub keeps nothing: a node that is away misses what was said meanwhile. That is the
 right trade here, because the database is the log: a frame with a seq that never arrives is
@@ -31,8 +32,10 @@ from redis.exceptions import RedisError
 from token_bowl_chat_server.realtime.audience import Audience
 from token_bowl_chat_server.realtime.cluster_codec import (
     BadEnvelope,
+    Envelope,
     FrameEnvelope,
-    decode,
+    decode_batch,
+    encode_batch,
     encode_command,
     encode_frame,
 )
@@ -43,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "tbc:events"
 OUTBOX_SIZE = 50_000
-_PUBLISH_BATCH = 512
+# Envelopes in one Redis message at most.
+_PUBLISH_BATCH = 256
 _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
 # While Redis is away, how often the database is asked for commits of other nodes.
@@ -73,13 +77,13 @@ class RedisBroker:
         # Redis and catch up with what was missed. A failure counts as a lost connection.
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
         self._handlers: dict[str, CommandHandler] = {}
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_SIZE)
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._publish_failing = False
-        self.published = 0  # payloads sent to Redis
-        self.received = 0  # payloads of other nodes taken from Redis
-        self.dropped = 0  # payloads not sent: Redis away or the outbox full
+        self.published = 0  # envelopes sent to Redis
+        self.received = 0  # envelopes of other nodes taken from Redis
+        self.dropped = 0  # envelopes not sent: Redis away or the outbox full
         self.reconnects = 0
 
     # --- the Publisher port -----------------------------------------------------------------
@@ -138,7 +142,7 @@ class RedisBroker:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _send(self, payload: bytes) -> None:
+    def _send(self, payload: str) -> None:
         if not self.connected:
             self.dropped += 1
             return
@@ -156,10 +160,8 @@ class RedisBroker:
                 self.dropped += len(batch)
                 continue
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for payload in batch:
-                        pipe.publish(self.channel, payload)
-                    await pipe.execute()
+                # One message for the batch: a receiving node takes it in one read.
+                await self.redis.publish(self.channel, encode_batch(batch))
             except (RedisError, OSError) as exc:
                 self.dropped += len(batch)
                 if not self._publish_failing:
@@ -222,13 +224,16 @@ class RedisBroker:
 
     def _dispatch(self, data: bytes) -> None:
         try:
-            envelope = decode(data)
+            envelopes = decode_batch(data)
         except BadEnvelope as exc:
             logger.warning("ignoring a malformed payload on %s: %s", self.channel, exc)
             return
-        if envelope.node == self.node_id:
-            return
-        self.received += 1
+        for envelope in envelopes:
+            if envelope.node != self.node_id:
+                self.received += 1
+                self._take(envelope)
+
+    def _take(self, envelope: Envelope) -> None:
         if isinstance(envelope, FrameEnvelope):
             if envelope.seq is None:
                 self.hub.deliver(envelope.audience, envelope.text)

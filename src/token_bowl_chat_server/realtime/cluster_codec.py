@@ -1,9 +1,10 @@
 """What nodes say to each other through Redis: frames for local delivery, and commands.
 
-One payload is one line of JSON (the header: sending node, and the audience and seq of a
-frame or the name and arguments of a command), then, for a frame, a newline and the frame's
-encoded text as it goes on the socket, so the text is never encoded twice. Encoded frames
-hold no raw newline (JSON escapes it).
+An envelope is two lines: a header of JSON (the sending node, and the audience and seq of a
+frame or the name and arguments of a command), then the frame's encoded text as it goes on
+the socket (empty for a command), so the text is never encoded twice. One Redis message
+carries a batch of envelopes, one after the other. Encoded frames are JSON, where a raw
+newline can only be whitespace; one that held any would have it replaced by a space.
 """
 
 from __future__ import annotations
@@ -56,21 +57,34 @@ def _audience(fields: list[Any]) -> Audience:
     raise BadEnvelope(f"unknown audience {kind!r}")
 
 
-def encode_frame(node: str, audience: Audience, text: str, seq: int | None) -> bytes:
+def encode_frame(node: str, audience: Audience, text: str, seq: int | None) -> str:
     header = json.dumps({"n": node, "a": _audience_fields(audience), "s": seq})
-    return f"{header}\n{text}".encode()
+    if "\n" in text:
+        text = text.replace("\n", " ")
+    return f"{header}\n{text}"
 
 
-def encode_command(node: str, name: str, **args: Any) -> bytes:
-    return json.dumps({"n": node, "c": name, "a": args}).encode()
+def encode_command(node: str, name: str, **args: Any) -> str:
+    return json.dumps({"n": node, "c": name, "a": args}) + "\n"
 
 
-def decode(payload: bytes) -> Envelope:
+def encode_batch(envelopes: list[str]) -> bytes:
+    return "\n".join(envelopes).encode()
+
+
+def decode_batch(payload: bytes) -> list[Envelope]:
+    """Raises BadEnvelope for a payload no node of this version writes."""
     try:
-        head, _, text = payload.decode().partition("\n")
-        header = json.loads(head)
-        if "c" in header:
-            return CommandEnvelope(header["n"], header["c"], header["a"])
-        return FrameEnvelope(header["n"], _audience(header["a"]), text, header["s"])
-    except (ValueError, KeyError, TypeError) as exc:
+        lines = payload.decode().split("\n")
+        if len(lines) % 2:
+            raise BadEnvelope("an odd number of lines")
+        return [_decode(lines[i], lines[i + 1]) for i in range(0, len(lines), 2)]
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise BadEnvelope(str(exc)) from exc
+
+
+def _decode(head: str, text: str) -> Envelope:
+    header = json.loads(head)
+    if "c" in header:
+        return CommandEnvelope(header["n"], header["c"], header["a"])
+    return FrameEnvelope(header["n"], _audience(header["a"]), text, header["s"])
