@@ -141,11 +141,14 @@ class RedisPresenceStore:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_tick - loop.time()))
             self._wake.clear()
             changes, self._changes = self._changes, []
-            for user, online in changes:
-                await self._apply(user, online)
-            if loop.time() >= next_tick:
-                next_tick = loop.time() + self.interval
-                await self._tick()
+            try:
+                for user, online in changes:
+                    await self._apply(user, online)
+                if loop.time() >= next_tick:
+                    next_tick = loop.time() + self.interval
+                    await self._tick()
+            except Exception:  # a bug must not end presence for the life of the process
+                logger.exception("presence: writing failed")
 
     async def _tick(self) -> None:
         if not self.connected():
