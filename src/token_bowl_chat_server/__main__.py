@@ -17,6 +17,7 @@ from token_bowl_chat_server.app import create_app
 from token_bowl_chat_server.logging_setup import log_config
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.ws_protocol import WebSocketProtocol
+from token_bowl_chat_server.ws_shortcut import WebSocketsDirect
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
     }
     settings = Settings(**overrides)
     uvicorn.run(
-        create_app(settings),
+        WebSocketsDirect(create_app(settings)),
         host=settings.host,
         port=settings.port,
         log_config=log_config(settings.log_level),

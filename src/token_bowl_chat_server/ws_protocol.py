@@ -15,11 +15,13 @@ receiver: :func:`text_frame` builds them once per message.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import struct
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
@@ -143,3 +145,57 @@ def wire_of(scope: Any) -> WebSocketProtocol | None:
     """The protocol under an ASGI WebSocket scope, when the server runs ours (``__main__``)."""
     found = scope.get("extensions", {}).get(WIRE_EXTENSION)
     return found["wire"] if found else None
+
+
+class AsgiSocket(Protocol):
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class AsgiWire:
+    """The wire under any other ASGI server (an in-process test server, say): one sender
+    task awaits ``send_text`` frame by frame. It counts as paused while it has frames not yet
+    sent, so the connection's outbox stays the bound."""
+
+    def __init__(self, socket: AsgiSocket) -> None:
+        self._socket = socket
+        self._unsent: collections.deque[bytes] = collections.deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._on_writable: Callable[[], None] | None = None
+        self._failed = False
+
+    def frame(self, text: str) -> bytes:
+        return text.encode()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._unsent)
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        self._on_writable = callback
+
+    def write_frames(self, frames: Sequence[bytes]) -> bool:
+        if self._failed:
+            return False
+        self._unsent.extend(frames)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_all())
+        return True
+
+    async def _send_all(self) -> None:
+        try:
+            while self._unsent:
+                await self._socket.send_text(self._unsent[0].decode())
+                self._unsent.popleft()
+        except Exception:
+            self._failed = True
+            self._unsent.clear()
+        callback, self._on_writable = self._on_writable, None
+        if callback is not None:
+            callback()
+
+    async def close_with(self, code: int, reason: str) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+        await self._socket.close(code, reason)

@@ -47,7 +47,7 @@ from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
 from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
 from token_bowl_chat_server.realtime.admission import Refusal
 from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed, Wire
-from token_bowl_chat_server.ws_protocol import wire_of
+from token_bowl_chat_server.ws_protocol import AsgiWire, wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -217,11 +217,9 @@ _CAP_DETAIL = {
 
 
 def _wire(websocket: WebSocket) -> Wire:
-    """The socket under the connection (the server runs ``ws_protocol.WebSocketProtocol``)."""
-    wire = wire_of(websocket.scope)
-    if wire is None:
-        raise RuntimeError("run the server with ws=token_bowl_chat_server.ws_protocol")
-    return wire
+    """The socket under the connection: written directly when the server runs our protocol
+    (``__main__``), else through ASGI ``send``."""
+    return wire_of(websocket.scope) or AsgiWire(websocket)
 
 
 def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
