@@ -224,7 +224,7 @@ class RedisBroker:
 
     def _dispatch(self, data: bytes) -> None:
         try:
-            envelopes = decode_batch(data)
+            envelopes = decode_batch(data, skip_node=self.node_id)
         except BadEnvelope as exc:
             logger.warning("ignoring a malformed payload on %s: %s", self.channel, exc)
             return

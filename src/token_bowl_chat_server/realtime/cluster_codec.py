@@ -57,6 +57,11 @@ def _audience(fields: list[Any]) -> Audience:
     raise BadEnvelope(f"unknown audience {kind!r}")
 
 
+def _header_start(node: str) -> str:
+    """How every header written by ``node`` begins (``json.dumps`` keeps key order)."""
+    return json.dumps({"n": node})[:-1] + ","
+
+
 def encode_frame(node: str, audience: Audience, text: str, seq: int | None) -> str:
     header = json.dumps({"n": node, "a": _audience_fields(audience), "s": seq})
     if "\n" in text:
@@ -72,13 +77,19 @@ def encode_batch(envelopes: list[str]) -> bytes:
     return "\n".join(envelopes).encode()
 
 
-def decode_batch(payload: bytes) -> list[Envelope]:
-    """Raises BadEnvelope for a payload no node of this version writes."""
+def decode_batch(payload: bytes, skip_node: str | None = None) -> list[Envelope]:
+    """The envelopes of a batch, but those of ``skip_node`` (a node hears its own batches
+    too: they are left undecoded). Raises BadEnvelope for a payload no node writes."""
+    own = _header_start(skip_node) if skip_node is not None else None
     try:
         lines = payload.decode().split("\n")
         if len(lines) % 2:
             raise BadEnvelope("an odd number of lines")
-        return [_decode(lines[i], lines[i + 1]) for i in range(0, len(lines), 2)]
+        return [
+            _decode(lines[i], lines[i + 1])
+            for i in range(0, len(lines), 2)
+            if own is None or not lines[i].startswith(own)
+        ]
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise BadEnvelope(str(exc)) from exc
 
