@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 
 import httpx
+import pytest
 import websockets
 
 from tests.conftest import LiveServer
@@ -59,6 +60,7 @@ async def test_metrics_need_the_token(make_server: Callable[..., LiveServer]) ->
     assert values["tbc_outbox_frames"] == values["tbc_outbox_frames_max"] == 0
 
 
+@pytest.mark.single_node(reason="/metrics counts one process")
 async def test_outbox_gauges_see_a_connection_that_stops_reading(
     make_server: Callable[..., LiveServer],
 ) -> None:
