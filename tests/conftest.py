@@ -35,14 +35,16 @@ class LiveServer:
         self._next_http = itertools.cycle(self.nodes)
         self._next_ws = itertools.cycle(self.nodes)
         self._counter = 0
+        # While a ``single_node`` test runs on the shared server: every client on node 0.
+        self.pinned = False
 
     @property
     def http_url(self) -> str:
-        return next(self._next_http).http_url
+        return (self.nodes[0] if self.pinned else next(self._next_http)).http_url
 
     @property
     def ws_url(self) -> str:
-        return next(self._next_ws).ws_url
+        return (self.nodes[0] if self.pinned else next(self._next_ws)).ws_url
 
     @functools.cached_property
     def admin(self) -> Account:
@@ -170,6 +172,22 @@ def live_server(
         yield LiveServer(proc)
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(autouse=True)
+def _single_node_on_the_shared_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A ``single_node`` test on the shared ``live_server`` talks to one node of it only."""
+    if "live_server" not in request.fixturenames or not request.node.get_closest_marker(
+        "single_node"
+    ):
+        yield
+        return
+    server: LiveServer = request.getfixturevalue("live_server")
+    server.pinned = True
+    try:
+        yield
+    finally:
+        server.pinned = False
 
 
 @pytest.fixture

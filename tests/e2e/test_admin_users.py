@@ -377,6 +377,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
 # --- live connections -------------------------------------------------------------------------
 
 
+@pytest.mark.single_node(reason="the connections list is the answering process's")
 async def test_connection_statistics_describe_every_open_socket(live_server: LiveServer) -> None:
     alice, bob = live_server.register(), live_server.register()
     sockets = [

@@ -258,6 +258,7 @@ async def test_a_client_gone_quiet_mid_replay_is_freed(
 # Defect 4: a peer that never reads and never closes.
 
 
+@pytest.mark.single_node(reason="reads the metrics of the process that holds the socket")
 async def test_a_peer_that_never_reads_is_cut_off_and_forgotten(
     make_server: Callable[..., LiveServer], deaf_peer: Callable[[int, str], DeafPeer]
 ) -> None:
@@ -299,6 +300,7 @@ async def refused_status(server: LiveServer, account: Account) -> tuple[int, dic
     return response.status_code, json.loads(response.body or b"{}")
 
 
+@pytest.mark.single_node(reason="the caps are per process")
 async def test_connections_are_capped_per_user_and_per_address(
     make_server: Callable[..., LiveServer],
 ) -> None:

@@ -365,6 +365,7 @@ async def test_marking_pushes_the_new_counts_to_every_connection_of_the_reader(
         await client.close()
 
 
+@pytest.mark.single_node(reason="/metrics counts one process")
 async def test_metrics_count_what_happened(make_server: Callable[..., LiveServer]) -> None:
     server = make_server(TOKEN_BOWL_METRICS_TOKEN="scrape")
     alice, bob = server.register(), server.register()
