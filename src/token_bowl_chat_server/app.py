@@ -23,13 +23,14 @@ from token_bowl_chat_server.api.rest import (
     health,
     message_edits,
     messages,
-    metrics,
     read_marks,
     users,
     web,
 )
+from token_bowl_chat_server.api.rest import metrics as metrics_api
 from token_bowl_chat_server.api.rest.webhooks import router as webhook_router
 from token_bowl_chat_server.api.ws import endpoint
+from token_bowl_chat_server.observability import ServerMetrics
 from token_bowl_chat_server.realtime.admission import ConnectionCaps
 from token_bowl_chat_server.realtime.broker_memory import MemoryBroker
 from token_bowl_chat_server.realtime.hub import Hub
@@ -39,6 +40,7 @@ from token_bowl_chat_server.realtime.profile_frames import profile_announcer
 from token_bowl_chat_server.realtime.rate_limit_memory import MemoryRateLimit
 from token_bowl_chat_server.realtime.sessions import NodeSessions
 from token_bowl_chat_server.scaleout import build_node
+from token_bowl_chat_server.services.account_cache import AccountCache, CachedWebhookDirectory
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.bots import BotService
@@ -80,7 +82,10 @@ async def build_services(settings: Settings) -> Services:
         )
     )
     user_store = SqlUserStore(db)
-    message_store = SqlMessageStore(db, bot_turn_cap=settings.bot_turn_cap)
+    metrics = ServerMetrics()
+    message_store = SqlMessageStore(
+        db, bot_turn_cap=settings.bot_turn_cap, on_commit=metrics.commit
+    )
     node = await build_node(settings, hub, db, message_store) if settings.redis_url else None
     broker: Publisher = node.broker if node else MemoryBroker(hub)
     presence: PresenceStore = node.presence if node else MemoryPresenceStore(hub)
@@ -90,6 +95,8 @@ async def build_services(settings: Settings) -> Services:
         """Buckets every node shares, or this process's own."""
         return node.rate_limit(name, rate, burst) if node else MemoryRateLimit(rate, burst)
 
+    account_cache = AccountCache(settings.account_cache_seconds)
+    sessions.account_changed.append(account_cache.forget)
     typing = TypingService(
         user_store, broker, settings.typing_timeout, settings.typing_relay_interval
     )
@@ -102,7 +109,7 @@ async def build_services(settings: Settings) -> Services:
         )
     webhook_store = SqlWebhookStore(db)
     webhooks = WebhookService(
-        user_store,
+        CachedWebhookDirectory(user_store, account_cache),
         user_agent=f"token-bowl-chat-server/{VERSION}",
         endpoints=webhook_store,
         log=DeliveryLog(webhook_store, keep=settings.webhook_log_size),
@@ -125,6 +132,7 @@ async def build_services(settings: Settings) -> Services:
         limiter=rate_limit("send", settings.send_rate, settings.send_burst),
         bot_limiter=rate_limit("bot_send", settings.bot_send_rate, settings.bot_send_burst),
     )
+    message_service.on_queued = metrics.queued
     webhook_setup = WebhookSetup(
         webhook_store, user_store, sessions, allow_private=settings.webhook_allow_private
     )
@@ -133,8 +141,9 @@ async def build_services(settings: Settings) -> Services:
         sessions,
         registrations=rate_limit("register", settings.register_rate, settings.register_burst),
         profile_changed=profile_announcer(broker.publish),
+        cache=account_cache,
     )
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         hub=hub,
@@ -166,7 +175,11 @@ async def build_services(settings: Settings) -> Services:
         ),
         conversations=ConversationService(SqlConversationStore(db)),
         edits=EditService(edit_store, broker, message_service.publish_order),
+        metrics=metrics,
+        account_cache=account_cache,
     )
+    metrics.registry.register(metrics_api.NodeCollector(services))
+    return services
 
 
 async def _bootstrap_admin(services: Services, settings: Settings) -> None:
@@ -233,7 +246,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin_users.router,
         webhook_router,
         health.router,
-        metrics.router,
+        metrics_api.router,
         endpoint.router,
         web.router,
     ):

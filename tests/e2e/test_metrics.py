@@ -10,6 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LiveServer
 from tests.waiting import eventually
@@ -19,13 +20,16 @@ TOKEN = "scrape-me"
 
 
 def scrape(server: LiveServer, token: str = TOKEN) -> dict[str, float]:
+    """Every sample by name (with its labels, ``name{le="1.0"}``), parsed as Prometheus does."""
     resp = httpx.get(f"{server.http_url}/metrics", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.text
-    return {
-        line.split()[0]: float(line.split()[1])
-        for line in resp.text.splitlines()
-        if line and not line.startswith("#")
-    }
+    assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 async def test_metrics_are_off_without_a_token(live_server: LiveServer) -> None:
@@ -100,3 +104,44 @@ async def test_outbox_gauges_see_a_connection_that_stops_reading(
         lambda: scrape(server)["tbc_outbox_frames"] == 0, 20, "the stuck outbox was not freed"
     )
     await sender.close()
+
+
+@pytest.mark.single_node(reason="/metrics counts one process")
+async def test_histograms_count_commits_messages_and_queueing(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(TOKEN_BOWL_METRICS_TOKEN=TOKEN)
+    listener_acct = server.register()
+    senders = [server.register() for _ in range(4)]
+    listener = await WsClient.connect(server.ws_url, listener_acct.api_key)
+    before = scrape(server)
+
+    async def post(key: str, n: int) -> None:
+        async with httpx.AsyncClient(base_url=server.http_url) as client:
+            for i in range(n):
+                resp = await client.post(
+                    "/messages", headers={"X-API-Key": key}, json={"content": f"histogram {i}"}
+                )
+                assert resp.status_code == 201, resp.text
+
+    # Concurrent senders, so some commits store several messages.
+    await asyncio.gather(*(post(s.api_key, 10) for s in senders))
+    after = scrape(server)
+
+    stored = after["tbc_messages_stored_total"] - before["tbc_messages_stored_total"]
+    commits = after["tbc_message_commits_total"] - before["tbc_message_commits_total"]
+    assert stored == 40 and 1 <= commits <= 40
+    # One observation per commit; together they hold exactly the stored messages.
+    assert after["tbc_commit_seconds_count"] == after["tbc_message_commits_total"]
+    assert after["tbc_messages_per_commit_count"] == after["tbc_message_commits_total"]
+    assert after["tbc_messages_per_commit_sum"] == after["tbc_messages_stored_total"]
+    assert after["tbc_commit_seconds_sum"] > 0
+    assert after['tbc_commit_seconds_bucket{le="+Inf"}'] == after["tbc_commit_seconds_count"]
+    # One send-to-queue observation per stored message.
+    assert after["tbc_send_to_queue_seconds_count"] == after["tbc_messages_stored_total"]
+    # The outbox depths: one bucket count per open connection (the listener).
+    assert after['tbc_outbox_depth_bucket{le="+Inf"}'] == after["tbc_connections"] == 1
+    assert after["tbc_outbox_depth_gcount"] == 1
+    # Every REST call above authenticated; after each sender's first, from the cache.
+    assert after["tbc_account_cache_hits_total"] >= 36
+    await listener.close()

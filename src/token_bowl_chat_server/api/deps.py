@@ -9,9 +9,11 @@ from fastapi import Depends, Header, Request
 
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.permissions import check_can_update_own_profile
+from token_bowl_chat_server.observability import ServerMetrics
 from token_bowl_chat_server.realtime.hub import Hub
 from token_bowl_chat_server.realtime.presence_store import PresenceStore
 from token_bowl_chat_server.scaleout import Node
+from token_bowl_chat_server.services.account_cache import AccountCache
 from token_bowl_chat_server.services.accounts import Accounts
 from token_bowl_chat_server.services.admin import AdminService
 from token_bowl_chat_server.services.bots import BotService
@@ -47,9 +49,14 @@ class Services:
     bots: BotService
     conversations: ConversationService
     edits: EditService
+    metrics: ServerMetrics  # the histograms the hot paths feed; GET /metrics reads them
+    # Accounts by key and webhook users; forget(user_id) / forget_all() on outside changes.
+    account_cache: AccountCache
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async, though it awaits nothing: FastAPI runs a plain ``def`` dependency on a worker
+    thread, which cost every request a thread round trip."""
     services: Services = request.app.state.services
     return services
 

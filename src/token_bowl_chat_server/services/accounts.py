@@ -26,6 +26,7 @@ from token_bowl_chat_server.domain.permissions import (
     allowed,
     check_can_update_own_profile,
 )
+from token_bowl_chat_server.services.account_cache import AccountCache
 from token_bowl_chat_server.services.clock import WallClock, now_micros
 from token_bowl_chat_server.services.ports import RateLimit, Sessions, UserStore
 
@@ -79,8 +80,11 @@ class Accounts:
         registrations: RateLimit | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         profile_changed: Callable[[User, User], None] | None = None,
+        cache: AccountCache | None = None,
     ) -> None:
+        """``sessions`` must forget changed accounts in ``cache`` (:class:`ForgettingSessions`)."""
         self.users = users
+        self.cache = cache
         self.sessions = sessions
         self.clock = clock
         self.registrations = registrations
@@ -151,9 +155,15 @@ class Accounts:
         if not api_key or not MIN_KEY_LENGTH <= len(api_key) <= MAX_KEY_LENGTH:
             raise _unauthenticated()
         digest = hash_key(api_key)
+        cache = self.cache
+        if cache is not None and (remembered := cache.account(digest)) is not None:
+            return remembered
+        generation = cache.generation if cache is not None else 0
         found = await self.users.by_key_hash(digest)
         if found is None or not hmac.compare_digest(found[1], digest):
             raise _unauthenticated()
+        if cache is not None:
+            cache.remember(digest, found[0], generation)
         return found[0]
 
     async def get(self, user_id: str) -> User:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,10 +147,18 @@ def delivered_to(user_id: str) -> ColumnElement[bool]:
 
 
 class SqlMessageStore:
-    def __init__(self, db: Database, bot_turn_cap: int = 0) -> None:
-        """``bot_turn_cap``: the most bot room messages in a row (0: no cap)."""
+    def __init__(
+        self,
+        db: Database,
+        bot_turn_cap: int = 0,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        """``bot_turn_cap``: the most bot room messages in a row (0: no cap). ``on_commit``
+        is told the seconds and the count of new messages of every group commit that
+        succeeded (observability.py); it must not block."""
         self.db = db
         self.bot_turn_cap = bot_turn_cap
+        self.on_commit = on_commit
 
     async def append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
         """Store a batch in ONE transaction and return each result in input order.
@@ -159,13 +168,18 @@ class SqlMessageStore:
         batcher has retried it alone, that is reported as what it is: ``NotAuthenticated``
         for a sender that is gone (its key no longer exists), ``NotFound`` for a recipient.
         """
+        started = time.perf_counter()
         try:
-            return await self._append_batch(batch)
+            results = await self._append_batch(batch)
         except IntegrityError:
             gone = await self._party_gone(batch[0]) if len(batch) == 1 else None
             if gone is None:
                 raise
             raise gone from None
+        if self.on_commit is not None:
+            stored = sum(1 for r in results if isinstance(r, Appended) and r.created)
+            self.on_commit(time.perf_counter() - started, stored)
+        return results
 
     async def _party_gone(self, new: NewMessage) -> DomainError | None:
         wanted = [new.sender.id] + ([new.recipient.id] if new.recipient else [])

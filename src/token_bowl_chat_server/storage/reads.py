@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,6 +70,15 @@ def _unread_direct(user_id: str, cursor: Any) -> ColumnElement[bool]:
     )
 
 
+# Built once: the hot path of every unread count (and of a mark-all-read with nothing unread)
+# skips building the statement again; SQLAlchemy caches its compiled form.
+_UNREAD_COUNTS = (
+    select(counters.c.room_messages - read_states.c.room_seen, read_states.c.direct_unread)
+    .select_from(counters.join(read_states, true()))
+    .where(counters.c.id == 1, read_states.c.user_id == bindparam("user_id"))
+)
+
+
 def _cursor(column: Any, user_id: str) -> Any:
     return select(column).where(read_states.c.user_id == user_id).scalar_subquery()
 
@@ -71,16 +90,7 @@ class SqlReadStore:
     async def unread_counts(self, user_id: str) -> UnreadCounts:
         """O(1): two counters, no scan of messages."""
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        counters.c.room_messages - read_states.c.room_seen,
-                        read_states.c.direct_unread,
-                    )
-                    .select_from(counters.join(read_states, true()))
-                    .where(counters.c.id == 1, read_states.c.user_id == user_id)
-                )
-            ).first()
+            row = (await conn.execute(_UNREAD_COUNTS, {"user_id": user_id})).first()
         if row is None:
             return UnreadCounts(0, 0)
         return UnreadCounts(room=int(row[0]), direct=int(row[1]))

@@ -14,7 +14,7 @@ from token_bowl_chat.protocol.models import (
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import CurrentUser, ServicesDep
 from token_bowl_chat_server.api.rest.pages import DEFAULT_LIMIT, Limit, Offset
-from token_bowl_chat_server.api.rest.responses import errors
+from token_bowl_chat_server.api.rest.responses import encoded, errors
 from token_bowl_chat_server.domain.entities import Message
 
 router = APIRouter(tags=["messages"], responses=errors(401, 422))
@@ -29,14 +29,19 @@ def _page(
     )
 
 
-@router.post("/messages", status_code=201, responses=errors(400, 403, 404, 409, 429))
+@router.post(
+    "/messages",
+    status_code=201,
+    response_model=MessageResponse,
+    responses=errors(400, 403, 404, 409, 429),
+)
 async def send_message(
     body: SendMessageRequest, user: CurrentUser, services: ServicesDep
-) -> MessageResponse:
+) -> Response:
     message = await services.messages.send(
         user, body.content, body.to_username, body.client_message_id
     )
-    return render.message(message)
+    return encoded(render.message(message), 201)
 
 
 @router.get("/messages", responses=errors(400))
@@ -79,14 +84,14 @@ async def unread_direct(
     return [render.message(m) for m in await services.reads.unread_direct(user, limit, offset)]
 
 
-@router.get("/messages/unread/count")
-async def unread_count(user: CurrentUser, services: ServicesDep) -> UnreadCountResponse:
-    return render.unread_counts(await services.reads.unread_counts(user))
+@router.get("/messages/unread/count", response_model=UnreadCountResponse)
+async def unread_count(user: CurrentUser, services: ServicesDep) -> Response:
+    return encoded(render.unread_counts(await services.reads.unread_counts(user)))
 
 
-@router.post("/messages/mark-all-read")
-async def mark_all_read(user: CurrentUser, services: ServicesDep) -> MarkAllReadResponse:
-    return MarkAllReadResponse(marked_as_read=await services.reads.mark_all_read(user))
+@router.post("/messages/mark-all-read", response_model=MarkAllReadResponse)
+async def mark_all_read(user: CurrentUser, services: ServicesDep) -> Response:
+    return encoded(MarkAllReadResponse(marked_as_read=await services.reads.mark_all_read(user)))
 
 
 @router.post("/messages/{message_id}/read", status_code=204, responses=errors(404))

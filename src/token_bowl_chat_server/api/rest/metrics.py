@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus text exposition of this node's counters and gauges.
+"""``GET /metrics``: this node's counters, gauges and histograms in the Prometheus text format,
+written by prometheus-client from the app's own registry (docs/metrics.md lists them).
 
 Off unless ``TOKEN_BOWL_METRICS_TOKEN`` is set (404 ``not_configured``); then a scrape must
 carry ``Authorization: Bearer <token>`` (Prometheus' ``authorization`` setting), else 401. The
@@ -10,10 +11,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat_server.api.deps import Services, ServicesDep
@@ -21,6 +31,13 @@ from token_bowl_chat_server.api.deps import Services, ServicesDep
 router = APIRouter(tags=["health"])
 
 _PROC_SELF = "/proc/self"
+
+# The text format generate_latest writes (newer prometheus-client versions call a later one
+# "latest", which older Prometheus servers do not know).
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+# Upper bounds of the outbox depth buckets, in frames (the outbox holds TOKEN_BOWL_OUTBOX_SIZE).
+OUTBOX_DEPTH_BUCKETS = (0, 1, 4, 16, 64, 256, 1024, 4096)
 
 
 def _rss_bytes() -> int | None:
@@ -40,89 +57,132 @@ def _open_fds() -> int | None:
         return None
 
 
-def _process_samples() -> list[tuple[str, str, str, float]]:
-    """What a soak run watches for leaks: memory, descriptors and tasks must level off."""
-    samples = [
-        ("tbc_asyncio_tasks", "gauge", "asyncio tasks alive", float(len(asyncio.all_tasks())))
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, value=value)
+
+
+def _counter(name: str, text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, text, value=value)
+
+
+def _outbox_depths(depths: list[int]) -> GaugeHistogramMetricFamily:
+    """How many connections hold how many queued frames, now: a gauge histogram, read at
+    the scrape so that no frame pays for it."""
+    buckets = [
+        (str(bound), float(sum(1 for depth in depths if depth <= bound)))
+        for bound in OUTBOX_DEPTH_BUCKETS
     ]
-    rss = _rss_bytes()
-    if rss is not None:
-        samples.append(("tbc_process_rss_bytes", "gauge", "Resident memory", float(rss)))
-    fds = _open_fds()
-    if fds is not None:
-        samples.append(("tbc_process_open_fds", "gauge", "Open file descriptors", float(fds)))
-    return samples
+    buckets.append(("+Inf", float(len(depths))))
+    return GaugeHistogramMetricFamily(
+        "tbc_outbox_depth",
+        "Open connections by frames queued on their outbox, at the scrape",
+        buckets=buckets,
+        gsum_value=float(sum(depths)),
+    )
 
 
-def _samples(services: Services) -> list[tuple[str, str, str, float]]:
-    """(name, type, help, value) for every metric."""
-    hub, webhooks = services.hub, services.webhooks.stats
-    depths = [conn.queued for conn in hub.all_connections()]
-    return [
-        ("tbc_connections", "gauge", "Open WebSocket connections", len(hub.all_connections())),
-        ("tbc_online_users", "gauge", "Users with an open connection", len(hub.online_user_ids())),
-        ("tbc_outbox_frames", "gauge", "Frames queued on all connections", sum(depths)),
-        (
-            "tbc_outbox_frames_max",
-            "gauge",
-            "Most frames queued on one connection",
-            max(depths, default=0),
-        ),
-        ("tbc_messages_stored_total", "counter", "Messages stored", services.messages.stored),
-        (
-            "tbc_message_commits_total",
-            "counter",
-            "Transactions storing them",
-            services.messages.commits,
-        ),
-        (
+class NodeCollector(Collector):
+    """Reads the services' own counters and the process's gauges at every scrape."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._realtime()
+        yield from self._node()
+        yield from self._messages()
+        yield from self._webhooks()
+        yield from self._scaleout()
+        yield from self._process()
+
+    def _realtime(self) -> Iterator[Metric]:
+        hub = self.services.hub
+        connections = hub.all_connections()
+        depths = [conn.queued for conn in connections]
+        yield _gauge("tbc_connections", "Open WebSocket connections", len(connections))
+        yield _gauge(
+            "tbc_online_users", "Users with an open connection", len(hub.online_user_ids())
+        )
+        yield _gauge("tbc_outbox_frames", "Frames queued on all connections", sum(depths))
+        yield _gauge(
+            "tbc_outbox_frames_max", "Most frames queued on one connection", max(depths, default=0)
+        )
+        yield _outbox_depths(depths)
+        yield _counter(
+            "tbc_frames_delivered_total", "Frames queued to connections", hub.frames_delivered
+        )
+        yield _counter(
+            "tbc_slow_consumer_closes_total", "Connections closed 4001", hub.slow_consumer_closes
+        )
+        resume = self.services.resume
+        yield _counter("tbc_resumes_total", "Connections that resumed", resume.resumes)
+        yield _counter("tbc_replayed_messages_total", "Messages replayed", resume.replayed)
+        yield _counter("tbc_resume_gaps_total", "Unknown resume points", resume.gaps)
+
+    def _node(self) -> Iterator[Metric]:
+        """With REDIS_URL: this node's link to the others (``scaleout.Node.stats``)."""
+        if self.services.node is None:
+            return
+        for name, kind, text, value in self.services.node.stats():
+            yield (_gauge if kind == "gauge" else _counter)(name, text, float(value))
+
+    def _messages(self) -> Iterator[Metric]:
+        messages = self.services.messages
+        yield _counter("tbc_messages_stored_total", "Messages stored", messages.stored)
+        yield _counter("tbc_message_commits_total", "Transactions storing them", messages.commits)
+        yield _counter(
             "tbc_message_commit_splits_total",
-            "counter",
             "Failed group commits retried in halves to isolate a failing message",
-            services.messages.commit_splits,
-        ),
-        (
-            "tbc_frames_delivered_total",
-            "counter",
-            "Frames queued to connections",
-            hub.frames_delivered,
-        ),
-        (
-            "tbc_slow_consumer_closes_total",
-            "counter",
-            "Connections closed 4001",
-            hub.slow_consumer_closes,
-        ),
-        ("tbc_resumes_total", "counter", "Connections that resumed", services.resume.resumes),
-        ("tbc_replayed_messages_total", "counter", "Messages replayed", services.resume.replayed),
-        ("tbc_resume_gaps_total", "counter", "Unknown resume points", services.resume.gaps),
-        (
-            "tbc_webhooks_enqueued_total",
-            "counter",
-            "Messages queued for webhooks",
-            webhooks.enqueued,
-        ),
-        (
-            "tbc_webhooks_dropped_total",
-            "counter",
-            "Messages refused by a full queue",
-            webhooks.dropped,
-        ),
-        (
-            "tbc_webhooks_delivered_total",
-            "counter",
-            "Webhook deliveries answered 2xx",
-            webhooks.delivered,
-        ),
-        ("tbc_webhooks_failed_total", "counter", "Webhook deliveries that failed", webhooks.failed),
-        (
+            messages.commit_splits,
+        )
+        cache = self.services.account_cache
+        yield _counter(
+            "tbc_account_cache_hits_total",
+            "Requests authenticated from the in-process account cache",
+            cache.hits,
+        )
+        yield _counter(
+            "tbc_account_cache_misses_total",
+            "Requests whose key was looked up in the database",
+            cache.misses,
+        )
+
+    def _webhooks(self) -> Iterator[Metric]:
+        stats = self.services.webhooks.stats
+        yield _counter(
+            "tbc_webhooks_enqueued_total", "Messages queued for webhooks", stats.enqueued
+        )
+        yield _counter(
+            "tbc_webhooks_dropped_total", "Messages refused by a full queue", stats.dropped
+        )
+        yield _counter(
+            "tbc_webhooks_delivered_total", "Webhook deliveries answered 2xx", stats.delivered
+        )
+        yield _counter("tbc_webhooks_failed_total", "Webhook deliveries that failed", stats.failed)
+        yield _counter(
             "tbc_webhooks_refused_total",
-            "counter",
             "Webhook deliveries not sent: the host resolved to a refused address",
-            webhooks.refused,
-        ),
-        *_process_samples(),
-    ]
+            stats.refused,
+        )
+
+    def _scaleout(self) -> Iterator[Metric]:
+        """With REDIS_URL: this node's link to the others (scaleout.py)."""
+        node = self.services.node
+        if node is None:
+            return
+        for name, kind, text, value in node.stats():
+            yield _counter(name, text, value) if kind == "counter" else _gauge(name, text, value)
+
+    @staticmethod
+    def _process() -> Iterator[Metric]:
+        """What a soak run watches for leaks: memory, descriptors and tasks must level off."""
+        yield _gauge("tbc_asyncio_tasks", "asyncio tasks alive", len(asyncio.all_tasks()))
+        rss = _rss_bytes()
+        if rss is not None:
+            yield _gauge("tbc_process_rss_bytes", "Resident memory", rss)
+        fds = _open_fds()
+        if fds is not None:
+            yield _gauge("tbc_process_open_fds", "Open file descriptors", fds)
 
 
 def _refusal(status: int, code: ErrorCode, detail: str) -> JSONResponse:
@@ -158,7 +218,4 @@ async def metrics(
             ErrorCode.AUTHENTICATION_REQUIRED,
             "Metrics need the header Authorization: Bearer <TOKEN_BOWL_METRICS_TOKEN>",
         )
-    lines = []
-    for name, kind, text, value in _samples(services):
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
-    return PlainTextResponse("\n".join(lines) + "\n")
+    return Response(generate_latest(services.metrics.registry), media_type=TEXT_FORMAT)

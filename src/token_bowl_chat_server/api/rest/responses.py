@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from token_bowl_chat.protocol.errors import ErrorCode
+from token_bowl_chat_server.api.errors import ErrorJSONResponse
 
 
 class ErrorResponse(BaseModel):
@@ -41,3 +44,15 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
         for status in statuses
     }
+
+
+def encoded(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as a JSON response, encoded once. Returning a ``Response`` skips FastAPI's
+    response-model pass, which validates the model again before encoding it; the hot routes
+    (a send, the unread count) keep ``response_model=`` for the document."""
+    try:
+        body = model.model_dump_json()
+    except PydanticSerializationError:
+        # Text with a lone surrogate (JSON's "\ud800" escape decodes to one) cannot be UTF-8.
+        return ErrorJSONResponse(model.model_dump(mode="json"), status_code)
+    return Response(body, status_code, media_type="application/json")
