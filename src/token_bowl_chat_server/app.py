@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat_server.api import errors
+from token_bowl_chat_server.api.cors import CORS
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.rest import (
     accounts,
@@ -227,12 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
             await services.db.close()
 
     app = FastAPI(title="Token Bowl Chat", version=VERSION, lifespan=lifespan)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
+    app.add_middleware(CORS)  # any origin, method and header (api/cors.py)
     errors.install(app)
     for router in (
         accounts.router,

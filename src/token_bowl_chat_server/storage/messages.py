@@ -20,8 +20,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.models import MessageType, Role
@@ -193,7 +193,13 @@ class SqlMessageStore:
         return None
 
     async def _append_batch(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
-        """:meth:`append_batch` without the translation of a vanished party.
+        """:meth:`append_batch` without the translation of a vanished party: one write
+        transaction run whole as synchronous code (on SQLite in one trip to the writer
+        thread, see ``Database.write_sync``)."""
+        return await self.db.write_sync(lambda conn: self._append_in(conn, batch))
+
+    def _append_in(self, conn: Connection, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
+        """Store ``batch`` in the open transaction of ``conn``.
 
         ``seq`` values are taken from the counter row inside the transaction; the row lock
         makes them commit in order. Unread counters move in the same transaction, and so
@@ -201,42 +207,41 @@ class SqlMessageStore:
         stored, judged in ``seq`` order), and the others are stored.
         """
         judge = self.bot_turn_cap > 0 and any(_turn(new) is Turn.BOT_ROOM for new in batch)
-        async with self.db.write() as conn:
-            streak = 0
-            if judge or any(new.client_message_id for new in batch):
-                # Take the counter row lock before looking for earlier sends, so a retry in
-                # a concurrent transaction (PostgreSQL) waits and then sees the first one,
-                # and before reading the bot streak, so no other writer moves it until we
-                # commit: the cap holds exactly, across server processes too.
-                streak = (
-                    await conn.execute(
-                        select(counters.c.bot_streak).where(counters.c.id == 1).with_for_update()
-                    )
-                ).scalar_one()
-            existing = await self._existing_by_client_id(conn, batch)
-            fresh: list[NewMessage] = []
-            claimed: dict[tuple[str, str], NewMessage] = {}
-            for new in batch:
-                key = (new.sender.id, new.client_message_id or "")
-                if new.client_message_id is None:
-                    fresh.append(new)
-                elif key not in existing and key not in claimed:
-                    claimed[key] = new
-                    fresh.append(new)
-            refused: set[str] = set()
-            new_streak: ColumnElement[int] | int | None
-            if judge:
-                outcome = admit_turns(streak, [_turn(new) for new in fresh], self.bot_turn_cap)
-                refused = {n.id for n, ok in zip(fresh, outcome.admitted, strict=True) if not ok}
-                fresh = [new for new in fresh if new.id not in refused]
-                new_streak = outcome.streak
-            else:
-                reset, added = streak_after([_turn(new) for new in fresh])
-                new_streak = added if reset else counters.c.bot_streak + added if added else None
-            seqs = await self._allocate(conn, fresh, new_streak)
-            if fresh:
-                await self._insert(conn, fresh, seqs)
-                await self._bump_counters(conn, fresh)
+        streak = 0
+        if judge or any(new.client_message_id for new in batch):
+            # Take the counter row lock before looking for earlier sends, so a retry in
+            # a concurrent transaction (PostgreSQL) waits and then sees the first one,
+            # and before reading the bot streak, so no other writer moves it until we
+            # commit: the cap holds exactly, across server processes too.
+            streak = (
+                conn.execute(
+                    select(counters.c.bot_streak).where(counters.c.id == 1).with_for_update()
+                )
+            ).scalar_one()
+        existing = self._existing_by_client_id(conn, batch)
+        fresh: list[NewMessage] = []
+        claimed: dict[tuple[str, str], NewMessage] = {}
+        for new in batch:
+            key = (new.sender.id, new.client_message_id or "")
+            if new.client_message_id is None:
+                fresh.append(new)
+            elif key not in existing and key not in claimed:
+                claimed[key] = new
+                fresh.append(new)
+        refused: set[str] = set()
+        new_streak: ColumnElement[int] | int | None
+        if judge:
+            outcome = admit_turns(streak, [_turn(new) for new in fresh], self.bot_turn_cap)
+            refused = {n.id for n, ok in zip(fresh, outcome.admitted, strict=True) if not ok}
+            fresh = [new for new in fresh if new.id not in refused]
+            new_streak = outcome.streak
+        else:
+            reset, added = streak_after([_turn(new) for new in fresh])
+            new_streak = added if reset else counters.c.bot_streak + added if added else None
+        seqs = self._allocate(conn, fresh, new_streak)
+        if fresh:
+            self._insert(conn, fresh, seqs)
+            self._bump_counters(conn, fresh)
         results: list[Appended | Refused] = []
         by_id = {new.id: _stored(new, seq) for new, seq in zip(fresh, seqs, strict=True)}
         for new in batch:
@@ -251,8 +256,8 @@ class SqlMessageStore:
             results.append(Appended(earlier, created=False))
         return results
 
-    async def _existing_by_client_id(
-        self, conn: AsyncConnection, batch: Sequence[NewMessage]
+    def _existing_by_client_id(
+        self, conn: Connection, batch: Sequence[NewMessage]
     ) -> dict[tuple[str, str], Message]:
         wanted = [(n.sender.id, n.client_message_id) for n in batch if n.client_message_id]
         if not wanted:
@@ -261,7 +266,7 @@ class SqlMessageStore:
         for sender_id, client_id in wanted:
             row = (
                 (
-                    await conn.execute(
+                    conn.execute(
                         select_messages().where(
                             messages.c.from_user_id == sender_id,
                             messages.c.client_message_id == client_id,
@@ -276,8 +281,8 @@ class SqlMessageStore:
         return found
 
     @staticmethod
-    async def _allocate(
-        conn: AsyncConnection,
+    def _allocate(
+        conn: Connection,
         fresh: Sequence[NewMessage],
         bot_streak: ColumnElement[int] | int | None,
     ) -> list[int]:
@@ -292,7 +297,7 @@ class SqlMessageStore:
         if bot_streak is not None:
             values["bot_streak"] = bot_streak
         last = (
-            await conn.execute(
+            conn.execute(
                 update(counters)
                 .where(counters.c.id == 1)
                 .values(values)
@@ -303,10 +308,8 @@ class SqlMessageStore:
         return list(range(first, last + 1))
 
     @staticmethod
-    async def _insert(
-        conn: AsyncConnection, fresh: Sequence[NewMessage], seqs: Sequence[int]
-    ) -> None:
-        await conn.execute(
+    def _insert(conn: Connection, fresh: Sequence[NewMessage], seqs: Sequence[int]) -> None:
+        conn.execute(
             insert(messages),
             [
                 {
@@ -331,7 +334,7 @@ class SqlMessageStore:
         )
 
     @staticmethod
-    async def _bump_counters(conn: AsyncConnection, fresh: Sequence[NewMessage]) -> None:
+    def _bump_counters(conn: Connection, fresh: Sequence[NewMessage]) -> None:
         # Own room messages count as seen; a DM to someone else is one more unread for them.
         seen: Counter[str] = Counter()
         unread: Counter[str] = Counter()
@@ -346,7 +349,7 @@ class SqlMessageStore:
         ]
         if not rows:  # only DMs to oneself, which change no counter
             return
-        await conn.execute(
+        conn.execute(
             update(read_states)
             .where(read_states.c.user_id == bindparam("uid"))
             .values(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tests.conftest import NewDatabase
 from tests.waiting import eventually
@@ -50,10 +50,8 @@ class PoisonedStore(SqlMessageStore):
         return await super().append_batch(batch)
 
     @staticmethod
-    async def _insert(
-        conn: AsyncConnection, fresh: Sequence[NewMessage], seqs: Sequence[int]
-    ) -> None:
-        await SqlMessageStore._insert(conn, fresh, seqs)
+    def _insert(conn: Connection, fresh: Sequence[NewMessage], seqs: Sequence[int]) -> None:
+        SqlMessageStore._insert(conn, fresh, seqs)
         if any(new.content == POISON for new in fresh):
             raise UnicodeEncodeError("utf-8", POISON, 0, 1, "surrogates not allowed")
 
