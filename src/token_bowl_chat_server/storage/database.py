@@ -30,6 +30,8 @@ T = TypeVar("T")
 # take connections too; one server then holds at most 2 x (24 + 16) = 80 connections, under the
 # default max_connections of 100.
 READ_POOL_SIZE = 24
+# SQLite: threads (each with a connection of its own) that run read_sync's hot point reads.
+SQLITE_READ_THREADS = 4
 POSTGRES_WRITE_POOL_SIZE = 16
 
 
@@ -74,22 +76,21 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # SQLite: write_sync's transactions run whole on one thread of their own, on a plain
         # (synchronous) connection; the write lock keeps them and write()'s apart.
+        # read_sync's reads likewise, on threads of their own.
         self._sync_writer: Engine | None = None
         self._sync_thread: ThreadPoolExecutor | None = None
+        self._sync_reader: Engine | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
         if self.is_sqlite and not in_memory:
-            self._sync_writer = create_engine(
-                make_url(url).set(drivername="sqlite+pysqlite"),
-                pool_size=1,
-                max_overflow=0,
-                # Opened and closed on the writer thread; disposed from the loop's at close.
-                connect_args={"check_same_thread": False},
-            )
+            self._sync_writer = _sync_sqlite_engine(url, 1, sqlite_synchronous)
             self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._sync_reader = _sync_sqlite_engine(url, SQLITE_READ_THREADS, sqlite_synchronous)
+            self._read_threads = ThreadPoolExecutor(
+                SQLITE_READ_THREADS, thread_name_prefix="sqlite-reader"
+            )
         if self.is_sqlite:
             for engine in (self.engine.sync_engine, self.write_engine.sync_engine):
                 _tune_sqlite(engine, sqlite_synchronous)
-            if self._sync_writer is not None:
-                _tune_sqlite(self._sync_writer, sqlite_synchronous)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -140,6 +141,23 @@ class Database:
                     await asyncio.wait([done])
                     raise
 
+    async def read_sync(self, work: Callable[[Connection], T]) -> T:
+        """``work`` as synchronous code on a read connection: for the hot point reads (unread
+        counts). On SQLite one thread round trip in all, like :meth:`write_sync`; elsewhere
+        on the async connection (``run_sync``). Raises ``StorageUnavailable`` as :meth:`read`.
+        """
+        if self._sync_reader is None or self._read_threads is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        sync_reader = self._sync_reader
+
+        def run() -> T:
+            with sync_reader.connect() as conn:
+                return work(conn)
+
+        with unavailable_as_domain_error():
+            return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """Raises ``StorageUnavailable`` when the database cannot be reached now."""
@@ -159,6 +177,21 @@ class Database:
                 self._sync_thread, self._sync_writer.dispose
             )
             self._sync_thread.shutdown(wait=False)
+        if self._sync_reader is not None and self._read_threads is not None:
+            self._sync_reader.dispose()
+            self._read_threads.shutdown(wait=False)
+
+
+def _sync_sqlite_engine(url: str, connections: int, synchronous: str) -> Engine:
+    engine = create_engine(
+        make_url(url).set(drivername="sqlite+pysqlite"),
+        pool_size=connections,
+        max_overflow=0,
+        # Used on threads of their own; disposed from the event loop's at close.
+        connect_args={"check_same_thread": False},
+    )
+    _tune_sqlite(engine, synchronous)
+    return engine
 
 
 def _tune_sqlite(engine: Engine, synchronous: str) -> None:

@@ -89,8 +89,9 @@ class SqlReadStore:
 
     async def unread_counts(self, user_id: str) -> UnreadCounts:
         """O(1): two counters, no scan of messages."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(_UNREAD_COUNTS, {"user_id": user_id})).first()
+        row = await self.db.read_sync(
+            lambda conn: conn.execute(_UNREAD_COUNTS, {"user_id": user_id}).first()
+        )
         if row is None:
             return UnreadCounts(0, 0)
         return UnreadCounts(room=int(row[0]), direct=int(row[1]))
