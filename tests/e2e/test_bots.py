@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import Account, LiveServer, NewDatabase
+from tests.conftest import Account, LiveServer, NewDatabase, NewServer, stop_server
 from tests.e2e.test_webhooks import Receiver
 from tests.serverproc import ServerProcess, free_port
 from tests.wsclient import Frame, WsClient, is_delivery
@@ -33,21 +33,20 @@ MASK = "*" * 60
 
 @pytest.fixture(scope="module")
 def bot_server(
-    tmp_path_factory: pytest.TempPathFactory, new_database: NewDatabase
+    tmp_path_factory: pytest.TempPathFactory, new_server: NewServer
 ) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("bots")
     env = {
         "TOKEN_BOWL_WEBHOOK_ALLOW_PRIVATE": "true",
         "TOKEN_BOWL_WEBHOOK_WORKERS": "1",
         # Bots' webhooks on closed ports fail at once; retries must not hold the one worker.
         "TOKEN_BOWL_WEBHOOK_BACKOFF": "0.01",
     }
-    proc = ServerProcess(data_dir, env=env, database_url=new_database(data_dir))
-    proc.start()
+    proc = new_server(tmp_path_factory.mktemp("bots"), env=env)
     try:
+        proc.start()
         yield LiveServer(proc)
     finally:
-        proc.stop()
+        stop_server(proc)
 
 
 def auth(account: Account | str) -> dict[str, str]:
