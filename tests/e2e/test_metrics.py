@@ -107,6 +107,7 @@ async def test_outbox_gauges_see_a_connection_that_stops_reading(
 
 
 @pytest.mark.single_node(reason="/metrics counts one process")
+@pytest.mark.single_node(reason="/metrics counts one process")
 async def test_histograms_count_commits_messages_and_queueing(
     make_server: Callable[..., LiveServer],
 ) -> None:
