@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ def test_register_save_writes_a_private_config_used_by_later_commands(
     assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
     stored = json.loads(config_file.read_text())
-    assert stored["base_url"] == live_server.http_url  # the key only works on that server
+    # The key works on the server it was made on: the one the CLI was pointed at (on two
+    # nodes live_server.http_url takes the next node at every read).
+    assert stored["base_url"] == os.environ["TOKEN_BOWL_CHAT_BASE_URL"]
     assert stored["api_key"] in result.stdout
 
     me = json_out(cli("whoami", "--json"))  # no --api-key: it comes from the file
@@ -71,7 +74,8 @@ def test_config_set_show_unset(cli: Run, config_file: Path, live_server: LiveSer
 
     shown = json_out(cli("config", "show", "--json"))
     # The fixture's TOKEN_BOWL_CHAT_BASE_URL (environment) beats the file.
-    assert shown["base_url"] == live_server.http_url and shown["base_url_source"] == "env"
+    assert shown["base_url"] == os.environ["TOKEN_BOWL_CHAT_BASE_URL"]
+    assert shown["base_url_source"] == "env"
     assert shown["api_key_source"] == "config"
     assert "sekret-key-1234567890" not in json.dumps(shown)
     assert shown["api_key"].startswith("sekr")
