@@ -46,15 +46,18 @@ webcheck:
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -W error -n $(PYTEST_WORKERS) --dist loadscope
 
-# The fault tests start a PostgreSQL cluster of their own; the web tests drive Debian's
-# chromium.
+# The fault and scale-out tests start a PostgreSQL cluster (and Redis) of their own; the web
+# tests drive Debian's chromium.
 pytest: $(STAMP) postgresql redis chromium
 	$(PYTEST)
 
-# Again with every server on a throwaway PostgreSQL cluster: the tests that reach a database
-# (tests/conftest.py leaves out the ones that would only repeat the SQLite pass).
+# Again on a throwaway PostgreSQL cluster: the tests that reach a database (tests/conftest.py
+# leaves out the ones that would only repeat the SQLite pass), every server they start being
+# two processes on one database and a throwaway Redis, clients spread over both (store tests
+# run on PostgreSQL alone; tests marked single_node get one process). docs/architecture.md
+# says why this pass and not a third one.
 pytest-postgresql: $(STAMP) postgresql redis chromium
-	$(PYTEST) --database postgresql
+	$(PYTEST) --database postgresql --topology two-nodes
 
 # Debian's PostgreSQL server binaries; installed here when missing and we may (root + apt).
 postgresql:
