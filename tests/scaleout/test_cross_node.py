@@ -201,6 +201,42 @@ async def test_online_users_are_the_union_of_the_nodes(deployment: Deployment) -
     await a.close()
 
 
+def admin_connections_of(deployment: Deployment, node: int, username: str) -> int:
+    """How many sockets ``node`` itself holds for ``username`` (its admin list is its own)."""
+    resp = httpx.get(
+        f"{deployment.node[node].http_url}/admin/websocket/connections",
+        headers=auth(deployment.node[node].admin),
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    return sum(1 for c in resp.json()["connections"] if c["username"] == username)
+
+
+async def test_a_user_on_two_nodes_stays_online_until_the_last_socket_closes(
+    deployment: Deployment,
+) -> None:
+    alice, bob = deployment.register(), deployment.register()
+    watcher = await connect(deployment, 0, bob)
+    first = await connect(deployment, 0, alice)
+    await watcher.recv_until(presence_of(alice.username), timeout=10)
+    second = await connect(deployment, 1, alice)
+    await first.close()
+    # Node 0 has let go of Alice's socket there; whatever it announced is queued before the
+    # reply to the watcher's next request.
+    await eventually(
+        lambda: admin_connections_of(deployment, 0, alice.username) == 0, 10, "never let go"
+    )
+    await watcher.request({"type": "get_unread_count"})
+    assert [f["online"] for f in watcher.seen if f.get("type") == "presence"] == [True], (
+        "announced offline while her socket on the other node is open"
+    )
+    await listed(deployment, 0, bob, {alice.username})
+    await second.close()
+    gone = await watcher.recv_until(presence_of(alice.username), timeout=10)
+    assert gone["online"] is False
+    await watcher.close()
+
+
 async def test_a_rotated_key_closes_the_users_sockets_on_every_node(
     deployment: Deployment,
 ) -> None:
