@@ -28,6 +28,7 @@ from token_bowl_chat.protocol.events import Error, Event, encode_event
 from token_bowl_chat_server.api.errors import error_event
 from token_bowl_chat_server.domain.errors import DomainError
 from token_bowl_chat_server.realtime.connection import Connection
+from token_bowl_chat_server.realtime.lean_sync import Flag
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class ReplyPipeline:
         self._conn = conn
         self._window = window
         self._waiting: collections.deque[Event | _Pending[Any]] = collections.deque()
-        self._advanced = asyncio.Event()
+        self._advanced = Flag()  # one per connection: allocates only while awaited
 
     async def make_room(self) -> None:
         """Wait while the window is full; call before each frame, so at most ``window``
