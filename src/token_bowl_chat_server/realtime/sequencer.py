@@ -51,6 +51,7 @@ class Sequencer:
         # The highest seq known to be committed without its frame being here (see catch_up).
         self._known_last = last_seq
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_for = 0  # the next_seq the timer was set for: a gap that moved is younger
         self._filling: asyncio.Task[None] | None = None
         self._retry = hold
         self._failing = False
@@ -125,7 +126,20 @@ class Sequencer:
             self._timer = None
             self._start_fill()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._retry, self._start_fill)
+            self._arm()
+
+    def _arm(self) -> None:
+        self._timer_for = self.next_seq
+        self._timer = asyncio.get_running_loop().call_later(self._retry, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self._gap():
+            return
+        if self.next_seq != self._timer_for and not self._failing:
+            self._arm()  # the gap it was set for closed; the one now open gets its own time
+            return
+        self._start_fill()
 
     def _start_fill(self) -> None:
         self._timer = None
