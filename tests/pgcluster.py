@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.serverproc import free_port
@@ -132,3 +133,14 @@ class PostgresCluster:
                 self.proc.wait(5)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.root)
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PostgresCluster]:
+    """A started throwaway cluster, stopped when the block ends (for fixtures)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -20,7 +20,7 @@ import websockets
 
 from tests.conftest import LiveServer
 from tests.faults.ledger import Ledger, sdk
-from tests.pgcluster import PostgresCluster
+from tests.pgcluster import PostgresCluster, running_cluster
 from tests.serverproc import ServerProcess
 from tests.waiting import eventually
 from tests.wsclient import ws_url_for
@@ -28,12 +28,8 @@ from tests.wsclient import ws_url_for
 
 @pytest.fixture
 def cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_postgres_restarted_under_load_loses_nothing_and_recovers(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, LiveServer
-from tests.pgcluster import PostgresCluster
+from tests.pgcluster import PostgresCluster, running_cluster
 from tests.redisserver import RedisServer
 from tests.servernodes import ServerNodes
 
@@ -53,12 +53,8 @@ class Deployment:
 
 @pytest.fixture(scope="session")
 def scaleout_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def start_deployment(

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import LiveServer
 from tests.faults.ledger import Ledger, sdk
 from tests.faults.test_postgres_restart import _restart_under_load
-from tests.pgcluster import PostgresCluster
+from tests.pgcluster import PostgresCluster, running_cluster
 from tests.scaleout.conftest import Deployment, start_deployment
 from tests.scaleout.test_cross_node import connect, listed
 from tests.waiting import eventually
@@ -137,12 +137,8 @@ async def test_a_killed_node_drops_out_of_the_online_users(
 @pytest.fixture
 def own_cluster() -> Iterator[PostgresCluster]:
     """A cluster of the test's own: it is restarted, and other deployments share theirs."""
-    cluster = PostgresCluster()
-    cluster.start()
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_postgres_restarted_under_load_on_two_nodes_loses_nothing_and_recovers(
