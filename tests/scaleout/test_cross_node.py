@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import websockets
@@ -26,9 +27,14 @@ def text(tag: str) -> str:
     return f"{tag} #{next(_texts)}"
 
 
-async def connect(deployment: Deployment, node: int, account: Account, query: str = "") -> WsClient:
-    """An extended connection on ``node``, past its ``hello`` (registered for delivery)."""
-    client = await WsClient.connect(deployment.node[node].ws_url, account.api_key, query=query)
+async def connect(
+    deployment: Deployment, node: int, account: Account, query: str = "", **options: Any
+) -> WsClient:
+    """An extended connection on ``node``, past its ``hello`` (registered for delivery);
+    ``options`` go to ``websockets.connect``."""
+    client = await WsClient.connect(
+        deployment.node[node].ws_url, account.api_key, query=query, **options
+    )
     await client.recv_until(lambda f: f.get("type") == "hello", timeout=10)
     return client
 
@@ -301,7 +307,12 @@ async def test_concurrent_senders_on_two_nodes_reach_every_receiver_in_seq_order
     per_sender = 100
     senders = [deployment.register("sender") for _ in range(4)]
     receivers = [deployment.register("receiver") for _ in range(4)]
-    sending = [await connect(deployment, i % 2, acct) for i, acct in enumerate(senders)]
+    # The senders read only their replies, while the other senders' messages reach them too:
+    # with the client's default max_queue (16 frames) it would stop reading the socket, and
+    # its close handshake would wait behind the unread frames until it gave up (1006).
+    sending = [
+        await connect(deployment, i % 2, acct, max_queue=None) for i, acct in enumerate(senders)
+    ]
     receiving = [await connect(deployment, i % 2, acct) for i, acct in enumerate(receivers)]
     tag = text("order")
 

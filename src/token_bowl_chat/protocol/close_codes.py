@@ -7,6 +7,7 @@
 | 1008 | POLICY_VIOLATION  | the account was deleted or its API key rotated       | no        |
 | 1009 | MESSAGE_TOO_BIG   | a frame above the server's maximum frame size        | yes       |
 | 1012 | SERVICE_RESTART   | the server is shutting down                          | yes       |
+| 1013 | TRY_AGAIN_LATER   | the server cannot serve the connection now (storage) | yes, backoff |
 | 4001 | SLOW_CONSUMER     | the outbox overflowed: reconnect, resume from seq    | yes       |
 | 4002 | RATE_LIMITED      | frames kept coming beyond the inbound frame budget   | yes, backoff |
 
@@ -23,6 +24,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4001
     RATE_LIMITED = 4002
 

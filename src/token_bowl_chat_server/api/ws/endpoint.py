@@ -39,11 +39,15 @@ from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import Error, Event
 from token_bowl_chat.protocol.version import VERSION_PARAM, wants_extensions
 from token_bowl_chat_server.api.deps import Services
-from token_bowl_chat_server.api.errors import error_event
+from token_bowl_chat_server.api.errors import error_event, error_response
 from token_bowl_chat_server.api.ws.handlers import HANDLERS, message_sent, queue_send
 from token_bowl_chat_server.api.ws.pipeline import ReplyPipeline
 from token_bowl_chat_server.domain.entities import User
-from token_bowl_chat_server.domain.errors import DomainError, NotAuthenticated
+from token_bowl_chat_server.domain.errors import (
+    DomainError,
+    NotAuthenticated,
+    StorageUnavailable,
+)
 from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
 from token_bowl_chat_server.realtime.admission import Refusal
 from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed, Wire
@@ -62,15 +66,10 @@ def _credential(websocket: WebSocket) -> str | None:
 async def _authenticate(services: Services, websocket: WebSocket) -> User | None:
     try:
         return await services.accounts.authenticate(_credential(websocket))
-    except NotAuthenticated as exc:
-        # HTTP 401 before the upgrade, so clients can tell a bad key from a network fault.
-        await websocket.send_denial_response(
-            JSONResponse(
-                {"detail": exc.message, "code": exc.code.value},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        )
+    except DomainError as exc:
+        # An HTTP answer before the upgrade (401 for a bad key, 503 while the database is
+        # down), as the REST API gives, so clients can tell either from a network fault.
+        await websocket.send_denial_response(error_response(exc))
         return None
 
 
@@ -195,6 +194,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             else:
                 conn.close(CloseCode.POLICY_VIOLATION, "API key rotated")
                 await conn.ended.wait()
+        except StorageUnavailable:
+            # The second key check or the replay could not read the database: a close the
+            # client reconnects after (and resumes from its seq), not an internal error.
+            conn.close(CloseCode.TRY_AGAIN_LATER, "storage unavailable: reconnect shortly")
+            await conn.ended.wait()
         finally:
             if hub.remove(conn):
                 services.presence.user_offline(conn.user)
