@@ -39,7 +39,8 @@ class WsClient:
         await self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
 
     async def recv(self, timeout: float = 5.0) -> Frame:
-        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        async with asyncio.timeout(timeout):
+            raw = await self.conn.recv()
         frame: Frame = json.loads(raw)
         self.seen.append(frame)
         return frame

@@ -574,7 +574,8 @@ class TokenBowlWebSocket:
         later, from the receive loop, switches the extensions on all the same.
         """
         try:
-            first = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                first = await ws.recv()
         except builtins.TimeoutError:
             return []  # an upstream server, or ours running late
         except ConnectionClosed as exc:
@@ -645,9 +646,8 @@ class TokenBowlWebSocket:
             try:
                 # Short waits, so that a request started meanwhile is noticed (recv is
                 # cancel-safe: a timeout loses nothing).
-                raw = await asyncio.wait_for(
-                    ws.recv(), _BEHIND_POLL if self._behind else self._probe_after
-                )
+                async with asyncio.timeout(_BEHIND_POLL if self._behind else self._probe_after):
+                    raw = await ws.recv()
             except builtins.TimeoutError:
                 quiet = loop.time() - alive_at
                 if self._waiting() and quiet >= self._probe_after:
@@ -676,7 +676,8 @@ class TokenBowlWebSocket:
         may have acted on it. A live but busy server answers the ping and is left alone."""
         try:
             pong = await ws.ping()
-            await asyncio.wait_for(pong, self._probe_after)
+            async with asyncio.timeout(self._probe_after):
+                await pong
         except builtins.TimeoutError:
             logger.info("no pong in %.1f s while a reply is due; reconnecting", self._probe_after)
             raise _Dropped(None, "no answer while a reply was due", dead=True) from None
@@ -956,9 +957,8 @@ class TokenBowlWebSocket:
                 await self._typing_changed.wait()
                 continue
             with contextlib.suppress(builtins.TimeoutError):
-                await asyncio.wait_for(
-                    self._typing_changed.wait(), max(0.0, deadline - loop.time())
-                )
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    await self._typing_changed.wait()
             for key in self._typing.expire(loop.time()):
                 self._emit(TypingStoppedEvent(*key))
 

@@ -117,7 +117,8 @@ class RedisBroker:
     async def wait_subscribed(self, within: float) -> bool:
         """Whether the first subscription succeeded within ``within`` seconds."""
         try:
-            await asyncio.wait_for(self._subscribed.wait(), within)
+            async with asyncio.timeout(within):
+                await self._subscribed.wait()
         except TimeoutError:
             return False
         return True
@@ -136,7 +137,8 @@ class RedisBroker:
         if not self.connected:
             return False
         try:
-            return bool(await asyncio.wait_for(self.redis.ping(), 1.0))
+            async with asyncio.timeout(1.0):
+                return bool(await self.redis.ping())  # type: ignore[misc]
         except (RedisError, OSError, TimeoutError):
             return False
 

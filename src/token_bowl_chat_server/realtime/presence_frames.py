@@ -14,11 +14,11 @@ from token_bowl_chat_server.realtime.audience import Audience, Dialect, Room
 from token_bowl_chat_server.realtime.hub import Hub
 
 
-def presence_frame(user: User, *, online: bool) -> tuple[Audience, str]:
+def presence_frame(user_id: str, username: str, *, online: bool) -> tuple[Audience, str]:
     """Who is told, and the encoded ``presence_changed`` frame."""
-    frame = PresenceChanged(user_id=user.id, username=user.username, online=online)
-    return Room(exclude_user_id=user.id, dialect=Dialect.EXTENDED), encode_event(frame)
+    frame = PresenceChanged(user_id=user_id, username=username, online=online)
+    return Room(exclude_user_id=user_id, dialect=Dialect.EXTENDED), encode_event(frame)
 
 
 def announce_presence(hub: Hub, user: User, *, online: bool) -> None:
-    hub.deliver(*presence_frame(user, online=online))
+    hub.deliver(*presence_frame(user.id, user.username, online=online))

@@ -1,15 +1,22 @@
 """Presence across nodes, in Redis: one sorted set per node, and a directory of live nodes.
 
 ``tbc:presence:node:<id>`` holds the users with a connection on that node, scored by when
-they came online there (ms); ``tbc:presence:nodes`` holds every node, scored by when it
-stops counting (ms). A node rewrites both every ``interval`` seconds, with the expiry
-``timeout`` ahead, so a node that dies without a word (SIGKILL, a lost machine) drops out
-within ``timeout``; its set also expires by itself. Between rewrites, one writer task applies
-each change as it happens, so the others see a new connection at once.
+they came online there (ms), and ``tbc:presence:names:<id>`` their usernames;
+``tbc:presence:nodes`` holds every node, scored by when it stops counting (ms). A node
+rewrites all three every ``interval`` seconds, with the expiry ``timeout`` ahead, so a node
+that dies without a word (SIGKILL, a lost machine) drops out within ``timeout``. Between
+rewrites, one writer task applies each change as it happens, so the others see a new
+connection at once.
 
 ``presence_changed`` frames are cluster-wide: a user coming online on this node is announced
 only when no other node has them, and going offline only when no other node still does.
-While Redis is away the node answers from its own connections and announces locally.
+Each change and its "anywhere else?" question run as one Lua script, which Redis runs alone:
+of two nodes whose last connections of a user close at once, exactly one sees the other's
+removal and announces the user offline (and of two first connections, exactly one
+announces online). A node's sets outlive its directory entry by one more ``timeout``, so
+the first live node to tick after a node died reaps it, atomically too: it announces offline
+the dead node's users that no live node holds. While Redis is away the node answers from its
+own connections and announces locally.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,10 +39,64 @@ from token_bowl_chat_server.realtime.presence_frames import presence_frame
 logger = logging.getLogger(__name__)
 
 NODES_KEY = "tbc:presence:nodes"
+NODE_PREFIX = "tbc:presence:node:"
+NAMES_PREFIX = "tbc:presence:names:"
 
 
 def node_key(node_id: str) -> str:
-    return f"tbc:presence:node:{node_id}"
+    return NODE_PREFIX + node_id
+
+
+def names_key(node_id: str) -> str:
+    return NAMES_PREFIX + node_id
+
+
+# KEYS: directory, this node's set, this node's names. ARGV: "1" online / "0" offline, user
+# id, username, since (ms), now (ms), node prefix, this node's id, expiry (ms).
+# Returns 1 when no other live node holds the user: the change is the cluster's to announce.
+_APPLY = """
+local user = ARGV[2]
+if ARGV[1] == '1' then
+  redis.call('ZADD', KEYS[2], ARGV[4], user)
+  redis.call('HSET', KEYS[3], user, ARGV[3])
+else
+  redis.call('ZREM', KEYS[2], user)
+  redis.call('HDEL', KEYS[3], user)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+redis.call('PEXPIRE', KEYS[3], ARGV[8])
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[5], '+inf')) do
+  if node ~= ARGV[7] and redis.call('ZSCORE', ARGV[6] .. node, user) then
+    return 0
+  end
+end
+return 1
+"""
+
+# KEYS: directory. ARGV: now (ms), node prefix, names prefix. Removes every node whose entry
+# lapsed, with its sets; returns [user id, username, ...] for its users no live node holds,
+# each once.
+_REAP = """
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local gone, seen = {}, {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])) do
+  redis.call('ZREM', KEYS[1], node)
+  for _, user in ipairs(redis.call('ZRANGE', ARGV[2] .. node, 0, -1)) do
+    local held = seen[user]
+    for _, other in ipairs(live) do
+      if held then break end
+      held = redis.call('ZSCORE', ARGV[2] .. other, user) ~= false
+    end
+    if not held then
+      seen[user] = true
+      table.insert(gone, user)
+      table.insert(gone, redis.call('HGET', ARGV[3] .. node, user) or '')
+    end
+  end
+  redis.call('DEL', ARGV[2] .. node, ARGV[3] .. node)
+end
+return gone
+"""
 
 
 def _now_ms() -> int:
@@ -61,7 +123,14 @@ class RedisPresenceStore:
         self.timeout = timeout
         self.connected = connected
         self._key = node_key(node_id)
-        self._since: dict[str, int] = {}  # local users -> when they came online here (ms)
+        self._names_key = names_key(node_id)
+        # The node's sets live a timeout longer than its directory entry, for the reaper.
+        self._expiry_ms = int(2 * timeout * 1000)
+        self._apply_script = redis.register_script(_APPLY)
+        self._reap_script = redis.register_script(_REAP)
+        self._since: dict[str, float] = {}  # local users -> when they came online here (ms)
+        self._last_since = 0.0
+        self._names: dict[str, str] = {}  # local users -> username
         self._changes: list[tuple[User, bool]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -70,12 +139,15 @@ class RedisPresenceStore:
     # --- the PresenceStore port ---------------------------------------------------------------
 
     def user_online(self, user: User) -> None:
-        self._since.setdefault(user.id, _now_ms())
+        if user.id not in self._since:
+            self._since[user.id] = self._next_since()
+        self._names[user.id] = user.username
         self._changes.append((user, True))
         self._wake.set()
 
     def user_offline(self, user: User) -> None:
         self._since.pop(user.id, None)
+        self._names.pop(user.id, None)
         self._changes.append((user, False))
         self._wake.set()
 
@@ -111,22 +183,38 @@ class RedisPresenceStore:
         with contextlib.suppress(RedisError, OSError):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(NODES_KEY, self.node_id)
-                pipe.delete(self._key)
+                pipe.delete(self._key, self._names_key)
                 await pipe.execute()
 
     async def register(self) -> None:
         """Write this node's whole state (at every tick, and after Redis comes back)."""
         now = _now_ms()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._key)
+            pipe.delete(self._key, self._names_key)
             if self._since:
-                pipe.zadd(self._key, {user: float(ms) for user, ms in self._since.items()})
-            pipe.pexpire(self._key, int(self.timeout * 1000))
+                pipe.zadd(self._key, dict[Any, Any](self._since))
+                pipe.hset(self._names_key, mapping=dict[Any, Any](self._names))
+            pipe.pexpire(self._key, self._expiry_ms)
+            pipe.pexpire(self._names_key, self._expiry_ms)
             pipe.zadd(NODES_KEY, {self.node_id: float(now + int(self.timeout * 1000))})
-            pipe.zremrangebyscore(NODES_KEY, "-inf", now)
             await pipe.execute()
 
+    async def reap(self) -> None:
+        """Remove the nodes that stopped renewing, announcing offline their users that no
+        live node holds (exactly one node gets each dead node's users: the script is atomic)."""
+        gone = await self._reap_script(
+            keys=[NODES_KEY], args=[_now_ms(), NODE_PREFIX, NAMES_PREFIX]
+        )
+        for user_id, username in zip(gone[::2], gone[1::2], strict=True):
+            self.publish(*presence_frame(_text(user_id), _text(username), online=False))
+
     # --- internals ----------------------------------------------------------------------------
+
+    def _next_since(self) -> float:
+        # Milliseconds to the microsecond, strictly increasing here: users who come online
+        # in the same millisecond on this node still list in the order they came.
+        self._last_since = max(time.time_ns() / 1e6, self._last_since + 0.001)
+        return self._last_since
 
     async def _other_nodes(self) -> list[str]:
         live = await self.redis.zrangebyscore(NODES_KEY, _now_ms(), "+inf")
@@ -137,8 +225,11 @@ class RedisPresenceStore:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
+            # the event is set, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_tick - loop.time()))
+                async with asyncio.timeout(max(0.0, next_tick - loop.time())):
+                    await self._wake.wait()
             self._wake.clear()
             changes, self._changes = self._changes, []
             try:
@@ -155,6 +246,7 @@ class RedisPresenceStore:
             return
         try:
             await self.register()
+            await self.reap()
         except (RedisError, OSError) as exc:
             self._fail(exc)
         else:
@@ -167,29 +259,32 @@ class RedisPresenceStore:
         announce = True
         if self.connected():
             try:
-                if online:
-                    since = self._since.get(user.id, _now_ms())
-                    await self.redis.zadd(self._key, {user.id: float(since)})
-                else:
-                    await self.redis.zrem(self._key, user.id)
-                announce = not await self._elsewhere(user.id)
+                announce = bool(
+                    await self._apply_script(
+                        keys=[NODES_KEY, self._key, self._names_key],
+                        args=[
+                            "1" if online else "0",
+                            user.id,
+                            user.username,
+                            self._since.get(user.id, self._last_since),
+                            _now_ms(),
+                            NODE_PREFIX,
+                            self.node_id,
+                            self._expiry_ms,
+                        ],
+                    )
+                )
                 self._failing = False
             except (RedisError, OSError) as exc:
                 self._fail(exc)
         if announce:
-            self.publish(*presence_frame(user, online=online))
-
-    async def _elsewhere(self, user_id: str) -> bool:
-        others = await self._other_nodes()
-        if not others:
-            return False
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for node in others:
-                pipe.zscore(node_key(node), user_id)
-            scores: list[float | None] = await pipe.execute()
-        return any(score is not None for score in scores)
+            self.publish(*presence_frame(user.id, user.username, online=online))
 
     def _fail(self, exc: BaseException) -> None:
         if not self._failing:
             logger.warning("presence: Redis unavailable (%s); answering for this node only", exc)
         self._failing = True
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -93,6 +93,7 @@ class TypingService:
                 continue
             delay = max(0.0, deadline - self.clock())
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._changed.wait()
             except TimeoutError:
                 self.expire()

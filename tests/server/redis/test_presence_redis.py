@@ -45,6 +45,15 @@ class Node:
         if self.hub.presence.disconnect(user.id):
             self.store.user_offline(user)
 
+    async def kill(self) -> None:
+        """SIGKILL, as far as Redis can tell: the node stops writing and says nothing."""
+        task = self.store._task
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.store._task = None
+
 
 @pytest.fixture
 async def nodes(redis: Redis) -> AsyncIterator[tuple[Node, Node]]:
@@ -119,17 +128,64 @@ async def test_a_user_on_two_nodes_is_announced_online_once_and_offline_when_the
 async def test_a_node_that_stops_renewing_drops_out_within_its_timeout(
     nodes: tuple[Node, Node], redis: Redis
 ) -> None:
-    a, _ = nodes
+    a, other = nodes
     b = Node(redis, "short-lived", timeout=1.0)
     b.store.start()
     dave = _user("dave")
     b.connect(dave)
     await _until_online(a, ["id-dave"])
-    # SIGKILL, as far as Redis can tell: b stops writing and says nothing.
-    task = b.store._task
-    assert task is not None
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    b.store._task = None
+    await b.kill()
     await _until_online(a, [])
+    # A survivor (either) reaps b and tells the room dave left, once.
+    await eventually(lambda: _announced(a, other, "dave") == [False])
+    await asyncio.sleep(0.2)  # a few more ticks of both: nobody announces it again
+    assert a.announced + other.announced == [("dave", False)]
+    assert await redis.exists(node_key("short-lived")) == 0
+
+
+async def test_a_dead_nodes_user_still_held_by_a_live_node_is_not_announced_offline(
+    nodes: tuple[Node, Node], redis: Redis
+) -> None:
+    a, b = nodes
+    doomed = Node(redis, "doomed", timeout=1.0)
+    doomed.store.start()
+    erin, frank = _user("erin"), _user("frank")
+    doomed.connect(erin)
+    doomed.connect(frank)
+    await _until_online(a, ["id-erin", "id-frank"])
+    a.connect(erin)
+    await _until_listed(redis, "a", erin, True)
+    await doomed.kill()
+    await eventually(lambda: _announced(a, b, "frank") == [False])
+    await _until_online(a, ["id-erin"])
+    assert a.announced + b.announced == [("frank", False)]
+
+
+async def test_simultaneous_changes_on_two_nodes_are_announced_exactly_once(
+    nodes: tuple[Node, Node],
+) -> None:
+    """The last connections of a user on two nodes closing at once (and the first two
+    opening at once) race; Redis runs each change and its check alone, so every round is
+    announced once, never twice and never not at all."""
+    a, b = nodes
+    rounds = 40
+    for i in range(rounds):
+        user = _user(f"racer{i}")
+        a.connect(user)
+        b.connect(user)
+        await eventually(lambda u=user: _announced(a, b, u.username) == [True])
+        a.disconnect(user)
+        b.disconnect(user)
+        await eventually(lambda u=user: _announced(a, b, u.username) == [True, False])
+    await _until_online(a, [])
+    assert sorted(name for name, _ in a.announced + b.announced) == sorted(
+        [f"racer{i}" for i in range(rounds)] * 2
+    )
+
+
+def _announced(a: Node, b: Node, username: str) -> list[bool]:
+    """Both nodes' announcements for ``username``: onlines first (a round's order)."""
+    return sorted(
+        (online for name, online in a.announced + b.announced if name == username),
+        reverse=True,
+    )
