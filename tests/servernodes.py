@@ -64,12 +64,18 @@ class ServerNodes:
         return self.nodes[0].ws_url
 
     def start(self, timeout: float = 90.0) -> None:
-        """Redis (when it is not running), then the nodes one after another: the first
-        migrates the schema, and concurrent migrations of one database would collide."""
+        """Redis (when it is not running), then the nodes all at once, as a deployment
+        starts them: they take turns to migrate the schema (a PostgreSQL lock)."""
         if not self.redis.running:
             self.redis.start()
-        for node in self.nodes:
-            node.start(timeout)
+        try:
+            for node in self.nodes:
+                node.start(timeout, wait=False)
+            for node in self.nodes:
+                node.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         """Every node; Redis keeps running, so a stopped group starts again as it was."""

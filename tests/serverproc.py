@@ -46,7 +46,8 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 90.0, *, wait: bool = True) -> None:
+        """Start the process and (``wait``) return once it answers ``/health``."""
         # A bound, not a wait: start returns as soon as /health answers. A loaded 2-core
         # machine running several test workers has taken over 20 s to start a server (and
         # the bot tests, which start several, once waited up to 90 s on their own).
@@ -91,6 +92,12 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        if wait:
+            self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Until the started process answers ``/health`` (stopped again if it never does)."""
+        assert self.proc is not None, "not started"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -2,10 +2,11 @@
 
 websockets refuses an upgrade request whose request line or a header line is longer than
 8 KiB, or that is not HTTP at all, while it parses: before any request event exists.
-uvicorn's sans-I/O protocol writes and closes only in response to events, so that refusal
-was queued but never sent, and the socket stayed open with nobody reading it. Any client
-could pin server sockets with one long ``/ws`` URL each. Here such a request gets the usual
-error body (414, 431 or 400, code ``validation_error``) and the socket is closed.
+uvicorn's sans-I/O protocol (before 0.55) wrote and closed only in response to events, so
+that refusal was queued but never sent, and the socket stayed open with nobody reading it:
+any client could pin server sockets with one long ``/ws`` URL each; 0.55 sends websockets'
+plain-text refusal. Here such a request gets the API's usual error body (414, 431 or 400,
+code ``validation_error``) and the socket is closed.
 
 It is also the connection's :class:`~token_bowl_chat_server.realtime.connection.Wire`: the
 server writes its frames straight to the transport, without an ASGI ``send`` per frame. A
@@ -134,11 +135,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self.conn.handshake_exc is not None and not self.transport.is_closing():
+            self.handle_handshake_exception()  # uvicorn before 0.55 left it unanswered
+
+    def handle_handshake_exception(self) -> None:
+        # uvicorn 0.55 answers itself, with websockets' plain-text refusal: ours is the API's
+        # JSON error body.
         exc = self.conn.handshake_exc
-        if exc is not None and not self.handshake_initiated and not self.transport.is_closing():
-            self.conn.data_to_send()  # websockets' own plain-text refusal, replaced by ours
-            self.transport.write(_refusal(exc))
-            self.transport.close()
+        if exc is None or self.handshake_initiated or self.transport.is_closing():
+            return
+        self.handshake_complete = True
+        self.close_sent = True
+        self.conn.data_to_send()  # websockets' own refusal, replaced by ours
+        self.transport.write(_refusal(exc))
+        self.transport.close()
 
 
 def wire_of(scope: Any) -> WebSocketProtocol | None:

@@ -132,6 +132,7 @@ def test_admin_commands_refuse_members_and_the_last_admin(
     assert result.exit_code == 1 and "last admin" in result.stderr
 
 
+@pytest.mark.single_node(reason="the connections list is the answering process's")
 async def test_admin_connections_command(cli: Run, live_server: LiveServer) -> None:
     alice = live_server.register()
     ws = await WsClient.connect(live_server.ws_url, alice.api_key)

@@ -257,6 +257,34 @@ async def test_a_rotated_key_closes_the_users_sockets_on_every_node(
     assert await close_code(on_1) == 1008
 
 
+async def test_a_role_change_reaches_open_sockets_on_the_other_node(
+    deployment: Deployment,
+) -> None:
+    admin = deployment.node[0].admin
+    member = deployment.register()
+    on_1 = await connect(deployment, 1, member)
+    resp = httpx.patch(
+        f"{deployment.node[0].http_url}/admin/users/{member.id}/role",
+        json={"role": "viewer"},
+        headers=auth(admin),
+    )
+    assert resp.status_code == 200, resp.text
+    # Node 1 hears of it through Redis, a moment after the REST reply: until then a send
+    # may still pass as the member's; from then on every one is refused.
+    refused: list[Frame] = []
+    async with asyncio.timeout(10):
+        while not refused:
+            reply = await on_1.request({"content": text("as viewer?")})
+            if reply["type"] == "error":
+                refused.append(reply)
+            else:
+                assert reply["type"] == "message_sent", reply
+    assert refused[0]["code"] == "permission_denied", refused
+    again = await on_1.request({"content": text("still a viewer")})
+    assert again["type"] == "error" and again["code"] == "permission_denied", again
+    await on_1.close()
+
+
 async def test_a_deleted_account_is_closed_on_every_node(deployment: Deployment) -> None:
     admin = deployment.node[0].admin
     doomed = deployment.register()
