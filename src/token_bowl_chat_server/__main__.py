@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Sequence
 
 import uvicorn
@@ -46,8 +47,16 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         if value is not None
     }
     settings = Settings(**overrides)
+    app = WebSocketsDirect(create_app(settings))
+    # What is loaded by now (modules, the app, SQLAlchemy's and pydantic's machinery: about
+    # 150,000 objects) lives as long as the process. Frozen, the collector stops re-scanning
+    # it: with 500 connections open a full collection took 160-180 ms, stalling every
+    # delivery behind it (steady-500's p99 went from about 30 ms to 200 ms in most runs);
+    # frozen it takes 30-40 ms.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        WebSocketsDirect(create_app(settings)),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=log_config(settings.log_level),
