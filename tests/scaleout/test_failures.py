@@ -18,8 +18,9 @@ from tests.faults.ledger import Ledger, sdk
 from tests.faults.test_postgres_restart import _restart_under_load
 from tests.pgcluster import PostgresCluster, running_cluster
 from tests.scaleout.conftest import Deployment, start_deployment
-from tests.scaleout.test_cross_node import connect, listed
+from tests.scaleout.test_cross_node import connect, listed, presence_of
 from tests.waiting import eventually
+from tests.wsclient import Frame
 
 
 def alive(deployment: Deployment) -> bool:
@@ -129,9 +130,34 @@ async def test_a_killed_node_drops_out_of_the_online_users(
     # Bounded well above the 1.5 s heartbeat timeout (a loaded machine), never timed.
     await listed(deployment, 0, alice, {alice.username}, not_listed=bob.username)
     print(f"\nnode killed: its user left the online list after {time.monotonic() - started:.1f} s")
+    # The survivor that reaped the dead node told the room, once.
+    await on_0.recv_until(went_offline(bob.username), timeout=10)
     # The surviving node serves on.
     assert post(deployment, 0, alice.api_key, "still here") == 201
     await on_0.close()
+
+
+async def test_a_stopped_node_announces_its_users_offline_at_once(
+    make_deployment: Callable[..., Deployment],
+) -> None:
+    # A heartbeat timeout far above the wait below: the news comes from the stopping node.
+    deployment = make_deployment(TOKEN_BOWL_NODE_HEARTBEAT_TIMEOUT="60")
+    alice, bob, carol = deployment.register(), deployment.register(), deployment.register()
+    on_0 = await connect(deployment, 0, alice)
+    await connect(deployment, 1, bob)  # closed by the shutdown, never reconnected
+    carol_0 = await connect(deployment, 0, carol)
+    await connect(deployment, 1, carol)  # carol stays online on node 0
+    await listed(deployment, 0, alice, {alice.username, bob.username, carol.username})
+    await asyncio.to_thread(deployment.nodes.nodes[1].stop)
+    await on_0.recv_until(went_offline(bob.username), timeout=10)
+    await listed(deployment, 0, alice, {alice.username, carol.username}, not_listed=bob.username)
+    await on_0.expect_silence(0.5, went_offline(carol.username))
+    await on_0.close()
+    await carol_0.close()
+
+
+def went_offline(username: str) -> Callable[[Frame], bool]:
+    return lambda f: presence_of(username)(f) and f["online"] is False
 
 
 @pytest.fixture

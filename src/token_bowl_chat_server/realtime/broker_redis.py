@@ -130,6 +130,20 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Publish what is still queued (the last messages' frames, this node's users going
+        offline), while Redis answers within a second: a stopping node's news is not lost."""
+        pending = [self._outbox.get_nowait() for _ in range(self._outbox.qsize())]
+        if not pending or not self.connected:
+            return
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(1.0):
+                for start in range(0, len(pending), _PUBLISH_BATCH):
+                    batch = pending[start : start + _PUBLISH_BATCH]
+                    await self.redis.publish(self.channel, encode_batch(batch))
+                    self.published += len(batch)
         self.sequencer.close()
 
     async def ping(self) -> bool:

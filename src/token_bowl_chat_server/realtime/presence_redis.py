@@ -181,10 +181,11 @@ class RedisPresenceStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(RedisError, OSError):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(NODES_KEY, self.node_id)
-                pipe.delete(self._key, self._names_key)
-                await pipe.execute()
+            # Leave as a dead node is reaped, but at once: the reap removes this node and
+            # announces offline its users that no other node holds, changes still queued
+            # here included (their sockets were closed for the shutdown).
+            await self.redis.zadd(NODES_KEY, {self.node_id: 0.0})
+            await self.reap()
 
     async def register(self) -> None:
         """Write this node's whole state (at every tick, and after Redis comes back)."""

@@ -160,3 +160,15 @@ async def test_without_redis_a_node_delivers_locally_catches_up_from_the_databas
     finally:
         await a.close()
         await b.close()
+
+
+async def test_frames_queued_when_a_node_stops_still_reach_the_others(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    # Published and stopped at once: the publisher task never got to run before the stop.
+    for i in range(300):
+        a.broker.publish(Room(), f"last words {i}")
+    await a.broker.stop()
+    await eventually(lambda: len(b.hub.texts()) == 300, what=f"{len(b.hub.texts())} of 300")
+    assert b.hub.texts() == [f"last words {i}" for i in range(300)]

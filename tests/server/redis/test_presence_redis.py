@@ -189,3 +189,21 @@ def _announced(a: Node, b: Node, username: str) -> list[bool]:
         (online for name, online in a.announced + b.announced if name == username),
         reverse=True,
     )
+
+
+async def test_a_stopping_node_announces_the_changes_it_had_not_written(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    gina, hal = _user("gina"), _user("hal")
+    a.connect(gina)
+    a.connect(hal)
+    b.connect(hal)  # hal stays online on b
+    await _until_online(b, ["id-gina", "id-hal"])
+    await eventually(lambda: _announced(a, b, "hal") == [True])
+    a.disconnect(gina)
+    a.disconnect(hal)
+    await a.store.stop()  # before its writer ran: the two changes were still queued
+    assert [entry for entry in a.announced if not entry[1]] == [("gina", False)]
+    await _until_online(b, ["id-hal"])
+    assert not any(name == "hal" and not online for name, online in b.announced)
