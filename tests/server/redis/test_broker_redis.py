@@ -44,10 +44,10 @@ class Committed:
 
 
 class Node:
-    def __init__(self, url: str, name: str, committed: Committed) -> None:
+    def __init__(self, url: str, name: str, committed: Committed, hold: float = 0.05) -> None:
         self.hub = RecordingHub()
         self.redis = Redis.from_url(url, socket_connect_timeout=1.0)
-        sequencer = Sequencer(self.hub.deliver, committed.fill, committed.last, hold=0.05)
+        sequencer = Sequencer(self.hub.deliver, committed.fill, committed.last, hold=hold)
         self.broker = RedisBroker(
             self.hub, sequencer, self.redis, name, committed.last_seq, channel=f"test:{name}"
         )
@@ -57,8 +57,8 @@ class Node:
         await self.redis.aclose()
 
 
-async def _pair(url: str, committed: Committed) -> tuple[Node, Node]:
-    a, b = Node(url, "a", committed), Node(url, "b", committed)
+async def _pair(url: str, committed: Committed, hold: float = 0.05) -> tuple[Node, Node]:
+    a, b = Node(url, "a", committed, hold), Node(url, "b", committed, hold)
     b.broker.channel = a.broker.channel  # one channel for the deployment
     for node in (a, b):
         node.broker.start()
@@ -97,10 +97,24 @@ async def test_frames_cross_to_the_other_node_once_with_their_audience(
     assert a.hub.texts().count("from b") == 1 and b.hub.texts().count("from b") == 1
 
 
+@pytest.fixture
+async def patient_nodes(
+    redis: Redis, redis_server: RedisServer
+) -> AsyncIterator[tuple[Node, Node]]:
+    """Two nodes whose sequencers hold a gap longer than any Redis round trip, on a loaded
+    machine too (at 50 ms a frame still on its way was once read from the database)."""
+    a, b = await _pair(redis_server.url, Committed(), hold=30.0)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_seq_frames_from_two_nodes_reach_both_hubs_in_seq_order(
-    nodes: tuple[Node, Node],
+    patient_nodes: tuple[Node, Node],
 ) -> None:
-    a, b = nodes
+    a, b = patient_nodes
     # Commit order 1..6 split over the nodes; each publishes its own in order, as a node does.
     for seq in (2, 4, 6):
         b.broker.publish(Room(), f"m{seq}", seq)
