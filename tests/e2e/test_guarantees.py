@@ -14,12 +14,14 @@ from tests.conftest import LiveServer
 from tests.wsclient import WsClient, is_delivery
 
 
-def history_ids(server: LiveServer, api_key: str) -> set[str]:
+def history_ids(server: LiveServer, api_key: str, path: str = "/messages") -> set[str]:
+    """Every message id of a history (``path``: the room's, or ``/messages/direct``), page
+    by page."""
     ids: set[str] = set()
     offset = 0
     with httpx.Client(base_url=server.http_url, headers={"X-API-Key": api_key}) as http:
         while True:
-            page = http.get("/messages", params={"limit": 1000, "offset": offset}).json()
+            page = http.get(path, params={"limit": 1000, "offset": offset}).json()
             ids |= {m["id"] for m in page["messages"]}
             if not page["pagination"]["has_more"]:
                 return ids
