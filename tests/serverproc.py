@@ -76,6 +76,14 @@ class ServerProcess:
             "TOKEN_BOWL_BOOTSTRAP_ADMIN_KEY": self.admin_key,
             **self.extra_env,
         }
+        self._env = env
+        self._port_retries = 3
+        self._launch()
+        if wait:
+            self.wait_healthy(timeout)
+
+    def _launch(self) -> None:
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -87,13 +95,17 @@ class ServerProcess:
                 "--port",
                 str(self.port),
             ],
-            env=env,
+            env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        if wait:
-            self.wait_healthy(timeout)
+
+    def _lost_its_port(self) -> bool:
+        """Whether the process just exited because its port was taken: free_port() only
+        finds a port free, and a client socket of another test may take it before the
+        server binds it."""
+        return "address already in use" in self.log()[self._log_start :]
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
         """Until the started process answers ``/health`` (stopped again if it never does)."""
@@ -101,6 +113,11 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self._port_retries > 0 and self._lost_its_port():
+                    self._port_retries -= 1
+                    self.port = free_port()
+                    self._launch()
+                    continue
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.http_url}/health", timeout=1.0).status_code == 200:
