@@ -131,6 +131,7 @@ class RedisBroker:
                 await task
         self._tasks = []
         await self._flush()
+        self.sequencer.close()
 
     async def _flush(self) -> None:
         """Publish what is still queued (the last messages' frames, this node's users going
@@ -144,7 +145,6 @@ class RedisBroker:
                     batch = pending[start : start + _PUBLISH_BATCH]
                     await self.redis.publish(self.channel, encode_batch(batch))
                     self.published += len(batch)
-        self.sequencer.close()
 
     async def ping(self) -> bool:
         """Whether Redis answers now, within a second (readiness)."""

@@ -219,7 +219,7 @@ class RedisPresenceStore:
 
     async def _other_nodes(self) -> list[str]:
         live = await self.redis.zrangebyscore(NODES_KEY, _now_ms(), "+inf")
-        nodes = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in live]
+        nodes = [_text(raw) for raw in live]
         return [node for node in nodes if node != self.node_id]
 
     async def _write_forever(self) -> None:
