@@ -133,16 +133,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if callback is not None:
             callback()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.handshake_exc is not None and not self.transport.is_closing():
-            self.handle_handshake_exception()  # uvicorn before 0.55 left it unanswered
-
     def handle_handshake_exception(self) -> None:
-        # uvicorn 0.55 answers itself, with websockets' plain-text refusal: ours is the API's
-        # JSON error body.
+        # uvicorn answers with websockets' plain-text refusal: ours is the API's JSON body.
         exc = self.conn.handshake_exc
-        if exc is None or self.handshake_initiated or self.transport.is_closing():
+        if exc is None:
             return
         self.handshake_complete = True
         self.close_sent = True
