@@ -192,7 +192,7 @@ def _announced(a: Node, b: Node, username: str) -> list[bool]:
 
 
 async def test_a_stopping_node_announces_the_changes_it_had_not_written(
-    nodes: tuple[Node, Node],
+    nodes: tuple[Node, Node], redis: Redis
 ) -> None:
     a, b = nodes
     gina, hal = _user("gina"), _user("hal")
@@ -200,6 +200,8 @@ async def test_a_stopping_node_announces_the_changes_it_had_not_written(
     a.connect(hal)
     b.connect(hal)  # hal stays online on b
     await _until_online(b, ["id-gina", "id-hal"])
+    # b's own hal is listed from its hub at once; the reap below reads what b wrote.
+    await _until_listed(redis, "b", hal, True)
     await eventually(lambda: _announced(a, b, "hal") == [True])
     a.disconnect(gina)
     a.disconnect(hal)
