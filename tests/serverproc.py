@@ -105,7 +105,7 @@ class ServerProcess:
         """Whether the process just exited because its port was taken: free_port() only
         finds a port free, and a client socket of another test may take it before the
         server binds it."""
-        return "address already in use" in self.log()[self._log_start :]
+        return b"address already in use" in self.log_path.read_bytes()[self._log_start :]
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
         """Until the started process answers ``/health`` (stopped again if it never does)."""
