@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from token_bowl_chat_server.admin_tool import MadeAdmin, create_admin
+from token_bowl_chat_server.api.rest.hot_routes import HotRoutes
 from token_bowl_chat_server.app import create_app
 from token_bowl_chat_server.logging_setup import log_config
 from token_bowl_chat_server.settings import Settings
@@ -47,7 +48,8 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         if value is not None
     }
     settings = Settings(**overrides)
-    app = WebSocketsDirect(create_app(settings))
+    api = create_app(settings)
+    app = HotRoutes(WebSocketsDirect(api), api)
     # What is loaded by now (modules, the app, SQLAlchemy's and pydantic's machinery: about
     # 150,000 objects) lives as long as the process. Frozen, the collector stops re-scanning
     # it: with 500 connections open a full collection took 160-180 ms, stalling every

@@ -53,17 +53,23 @@ class CORS:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if origin:
-                    headers.append((b"access-control-allow-origin", b"*"))
-                vary = [value for name, value in headers if name == b"vary"]
-                if vary:
-                    headers = [(n, v) for n, v in headers if n != b"vary"]
-                headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+                headers = response_headers(list(message.get("headers", ())), origin)
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+def response_headers(headers: list[tuple[bytes, bytes]], origin: bool) -> list[tuple[bytes, bytes]]:
+    """A response's headers with CORS's: ``Vary: Origin`` always (merged into any ``Vary``),
+    and the allowed origin when the request had an ``Origin``."""
+    if origin:
+        headers.append((b"access-control-allow-origin", b"*"))
+    vary = [value for name, value in headers if name == b"vary"]
+    if vary:
+        headers = [(n, v) for n, v in headers if n != b"vary"]
+    headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+    return headers
 
 
 async def _preflight(send: Send, requested: bytes | None, private_network: bool) -> None:

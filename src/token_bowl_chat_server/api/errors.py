@@ -100,6 +100,15 @@ def error_response(exc: DomainError) -> JSONResponse:
     )
 
 
+def unexpected_response(exc: Exception) -> JSONResponse:
+    """The last resort: logged with its traceback, answered 500 ``internal_error``."""
+    logger.exception("unhandled error", exc_info=exc)
+    return ErrorJSONResponse(
+        {"detail": "Internal server error", "code": ErrorCode.INTERNAL_ERROR.value},
+        status_code=500,
+    )
+
+
 def error_event(exc: DomainError, request_id: str | int | None = None) -> Error:
     return Error(error=exc.message, code=exc.code.value, request_id=request_id)
 
@@ -133,11 +142,7 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return ErrorJSONResponse(
-            {"detail": "Internal server error", "code": ErrorCode.INTERNAL_ERROR.value},
-            status_code=500,
-        )
+        return unexpected_response(exc)
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from token_bowl_chat_server.storage.failures import unavailable_as_domain_error
@@ -20,6 +22,9 @@ from token_bowl_chat_server.storage.failures import unavailable_as_domain_error
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 T = TypeVar("T")
+
+_BUSY = object()  # Database._inline_read could not run without waiting
+_SQLITE_BUSY_OR_LOCKED = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 # Connections kept open. Every REST request reads (its user by key hash, at least), so the read
 # pool must cover the requests in flight at once: SQLAlchemy's default keeps 5 and closes any
@@ -30,7 +35,8 @@ T = TypeVar("T")
 # take connections too; one server then holds at most 2 x (24 + 16) = 80 connections, under the
 # default max_connections of 100.
 READ_POOL_SIZE = 24
-# SQLite: threads (each with a connection of its own) that run read_sync's hot point reads.
+# SQLite: threads (each with a connection of its own) that run read_sync's hot point reads
+# when the event loop's own connection would have to wait.
 SQLITE_READ_THREADS = 4
 POSTGRES_WRITE_POOL_SIZE = 16
 
@@ -91,10 +97,16 @@ class Database:
         self._sync_thread: ThreadPoolExecutor | None = None
         self._sync_reader: Engine | None = None
         self._read_threads: ThreadPoolExecutor | None = None
+        # SQLite: read_sync's connection on the event loop's thread, opened on first use.
+        self._inline_conn: Connection | None = None
+        self._inline_opening = False
         if self.is_sqlite and not in_memory:
             self._sync_writer = _sync_sqlite_engine(url, 1, sqlite_synchronous)
             self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-            self._sync_reader = _sync_sqlite_engine(url, SQLITE_READ_THREADS, sqlite_synchronous)
+            # One more connection than threads: the event loop's own (read_sync).
+            self._sync_reader = _sync_sqlite_engine(
+                url, SQLITE_READ_THREADS + 1, sqlite_synchronous
+            )
             self._read_threads = ThreadPoolExecutor(
                 SQLITE_READ_THREADS, thread_name_prefix="sqlite-reader"
             )
@@ -153,20 +165,66 @@ class Database:
 
     async def read_sync(self, work: Callable[[Connection], T]) -> T:
         """``work`` as synchronous code on a read connection: for the hot point reads (unread
-        counts). On SQLite one thread round trip in all, like :meth:`write_sync`; elsewhere
-        on the async connection (``run_sync``). Raises ``StorageUnavailable`` as :meth:`read`.
+        counts), a row or two by key. On SQLite it runs at once on the event loop's thread,
+        on a connection of its own that never waits for a lock: in WAL mode a read waits for
+        nothing but the page cache and, rarely, a lock held for a moment (then it runs on a
+        reader thread instead, which waits as long as it must). A thread round trip cost more
+        than the read itself (about 0.1 ms against 0.02). Elsewhere it runs on the async
+        connection (``run_sync``). Raises ``StorageUnavailable`` as :meth:`read`.
         """
         if self._sync_reader is None or self._read_threads is None:
             async with self.read() as conn:
                 return await conn.run_sync(work)
         sync_reader = self._sync_reader
+        loop = asyncio.get_running_loop()
+        if self._inline_conn is None and not self._inline_opening:
+            # Opened on a reader thread (its PRAGMAs may wait for a lock), which keeps it
+            # even if this caller is cancelled meanwhile; concurrent first reads use threads.
+            self._inline_opening = True
+            with unavailable_as_domain_error():
+                await loop.run_in_executor(self._read_threads, self._open_inline)
+        inline = self._inline_read(work)
+        if inline is not _BUSY:
+            return cast(T, inline)
 
         def run() -> T:
             with sync_reader.connect() as conn:
                 return work(conn)
 
         with unavailable_as_domain_error():
-            return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+            return await loop.run_in_executor(self._read_threads, run)
+
+    def _open_inline(self) -> None:
+        assert self._sync_reader is not None
+        try:
+            conn = self._sync_reader.connect()
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")  # never wait on the loop's thread
+            conn.rollback()
+            self._inline_conn = conn
+        finally:
+            self._inline_opening = False
+
+    def _inline_read(self, work: Callable[[Connection], T]) -> T | object:
+        """``work`` on the loop's own SQLite connection, or ``_BUSY`` if it could not run
+        without waiting (or failed: the reader threads try again and report the error)."""
+        conn = self._inline_conn
+        if conn is None:
+            return _BUSY
+        try:
+            try:
+                return work(conn)
+            finally:
+                conn.rollback()  # ends the read transaction: a held snapshot stalls checkpoints
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) not in _SQLITE_BUSY_OR_LOCKED:
+                self._drop_inline()  # something else: a new connection next time
+            return _BUSY
+
+    def _drop_inline(self) -> None:
+        conn, self._inline_conn = self._inline_conn, None
+        if conn is not None:
+            with contextlib.suppress(DBAPIError):
+                conn.invalidate()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -188,6 +246,9 @@ class Database:
             )
             self._sync_thread.shutdown(wait=False)
         if self._sync_reader is not None and self._read_threads is not None:
+            if self._inline_conn is not None:
+                self._inline_conn.close()
+                self._inline_conn = None
             self._sync_reader.dispose()
             self._read_threads.shutdown(wait=False)
 
