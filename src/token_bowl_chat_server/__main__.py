@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 from collections.abc import Sequence
 
 import uvicorn
@@ -33,6 +34,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under ./data/)")
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
     return parser
+
+
+def _shows_info(level: str) -> bool:
+    number = logging.getLevelName(level.upper())
+    return not isinstance(number, int) or number <= logging.INFO
 
 
 def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server") -> None:
@@ -63,6 +69,9 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         port=settings.port,
         log_config=log_config(settings.log_level),
         log_level=settings.log_level.lower(),
+        # uvicorn formats every request's access line (address, quoted path) before the
+        # logger drops it; at a level that hides them, it need not.
+        access_log=_shows_info(settings.log_level),
         ws=WebSocketProtocol,  # uvicorn's, answering upgrades it refuses while parsing
         ws_max_size=settings.max_frame_bytes,
         # Deflate would compress each frame once per connection; fan-out sends the same
