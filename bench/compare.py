@@ -70,8 +70,10 @@ def log(message: str) -> None:
 class ReferenceServer(fanout.ManagedServer):
     """``bench/reference.py`` as a child process, started and stopped like our server."""
 
+    rest = "fastapi"  # what serves its REST routes (compare.py --reference-rest)
+
     def argv(self) -> list[str]:
-        return [sys.executable, str(REFERENCE), "--port", str(self.port)]
+        return [sys.executable, str(REFERENCE), "--port", str(self.port), "--rest", self.rest]
 
 
 # --------------------------------------------------------------------------- history seeding
@@ -439,6 +441,7 @@ def measure(case: Case, kind: str, opts: argparse.Namespace) -> dict[str, Any]:
     if kind == "ours":
         env |= dict(case.server_env)
         env |= dict(item.split("=", 1) for item in opts.server_env)
+    ReferenceServer.rest = opts.reference_rest
     server_class = fanout.ManagedServer if kind == "ours" else ReferenceServer
     server = server_class(env, opts.startup_timeout)
     record: dict[str, Any] = {}
@@ -510,6 +513,7 @@ def compare(case: Case, opts: argparse.Namespace) -> dict[str, Any]:
         "ours": ours,
         "reference": reference,
         "ratio": ratio,
+        "reference_rest": opts.reference_rest,  # what served its REST routes
         "rounds": opts.rounds,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "runs": {kind: [brief(r, case.figure) for r in records] for kind, records in runs.items()},
@@ -538,6 +542,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--idle-procs", type=fanout.positive_int, default=4, help="idle-20k: client processes")
     add("--seed-timeout", type=float, default=120.0, help="seconds for seeding the history")
     add("--startup-timeout", type=float, default=60.0, help="seconds for GET /health to pass")
+    add(
+        "--reference-rest",
+        choices=["fastapi", "starlette"],
+        default="fastapi",
+        help="the reference's REST routes: FastAPI endpoints (issue 10's reference) or bare "
+        "Starlette handlers (a higher ceiling)",
+    )
     add("--server-env", action="append", default=[], metavar="KEY=VALUE", help="our server's env")
     add("--http-worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)

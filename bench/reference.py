@@ -12,7 +12,9 @@ just enough of the chat protocol for the same load generator (``bench/fanout.py`
   every connection in ``seq`` order, the same structure as the real server;
 * ``POST /messages`` checks the ``X-API-Key`` header and returns 201 with a message-shaped body;
   ``GET /messages/unread/count`` and ``POST /messages/mark-all-read`` check the key and return
-  zero counts.
+  zero counts. These three are FastAPI endpoints by default, as issue 10 defines its REST
+  reference (a key dependency, a body model for the send, a dict returned); ``--rest
+  starlette`` serves them as bare Starlette handlers instead, a higher ceiling.
 
 Run: ``python bench/reference.py --port 8765`` (127.0.0.1 only). uvicorn gets the options the
 real server uses (no permessage-deflate, no protocol pings, same uvloop / httptools choice).
@@ -27,13 +29,15 @@ import json
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
+from fastapi import Depends, FastAPI, Header, HTTPException
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 OUTBOX_LIMIT = 10_000  # frames queued for one connection before it is closed (4001)
@@ -157,25 +161,68 @@ async def websocket(ws: WebSocket) -> None:
             await writer
 
 
-app = Starlette(
+BASE_ROUTES: list[BaseRoute] = [
+    Route("/health", health),
+    Route("/register", register, methods=["POST"]),
+    WebSocketRoute("/ws", websocket),
+]
+starlette_app = Starlette(
     routes=[
-        Route("/health", health),
-        Route("/register", register, methods=["POST"]),
+        *BASE_ROUTES,
         Route("/messages", post_message, methods=["POST"]),
         Route("/messages/unread/count", unread_count),
         Route("/messages/mark-all-read", mark_all_read, methods=["POST"]),
-        WebSocketRoute("/ws", websocket),
     ]
 )
+
+# ------------------------------------------------------------------ the FastAPI endpoints
+
+fastapi_app = FastAPI()
+fastapi_app.router.routes.extend(BASE_ROUTES)
+
+
+async def known_key(x_api_key: Annotated[str | None, Header()] = None) -> str:
+    if x_api_key is None or x_api_key not in room.usernames:
+        raise HTTPException(401, "invalid_api_key")
+    return x_api_key
+
+
+KnownKey = Annotated[str, Depends(known_key)]
+
+
+class SendBody(BaseModel):
+    content: str
+    to_username: str | None = None
+
+
+@fastapi_app.post("/messages", status_code=201)
+async def fastapi_post_message(body: SendBody, key: KnownKey) -> dict[str, Any]:
+    return room.message(room.usernames[key], body.content)
+
+
+@fastapi_app.get("/messages/unread/count")
+async def fastapi_unread_count(key: KnownKey) -> dict[str, int]:
+    return {"unread_room_messages": 0, "unread_direct_messages": 0, "total_unread": 0}
+
+
+@fastapi_app.post("/messages/mark-all-read")
+async def fastapi_mark_all_read(key: KnownKey) -> dict[str, int]:
+    return {"marked_as_read": 0}
+
+
+APPS = {"fastapi": fastapi_app, "starlette": starlette_app}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "::1"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--rest", choices=sorted(APPS), default="fastapi", help="what serves the REST routes"
+    )
     opts = parser.parse_args()
     uvicorn.run(
-        app,
+        APPS[opts.rest],
         host=opts.host,
         port=opts.port,
         log_level="warning",

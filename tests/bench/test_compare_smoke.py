@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 COMPARE = Path(__file__).resolve().parents[2] / "bench" / "compare.py"
 
 
-def test_compare_drives_our_server_and_the_reference_with_the_same_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reference_rest", ["fastapi", "starlette"])
+def test_compare_drives_our_server_and_the_reference_with_the_same_load(
+    tmp_path: Path, reference_rest: str
+) -> None:
     argv = [sys.executable, str(COMPARE), "--rounds", "1", "--duration", "1"]
+    argv += ["--reference-rest", reference_rest]
     argv += ["--receivers", "4", "--receiver-procs", "2", "--max-messages", "200"]
     argv += ["--max-requests", "200", "--cases", "fanout-200,rest-post-16"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -23,6 +29,7 @@ def test_compare_drives_our_server_and_the_reference_with_the_same_load(tmp_path
         record = json.loads(line)
         lines[record["case"]] = record
     assert set(lines) == {"fanout-200", "rest-post-16"}
+    assert lines["rest-post-16"]["reference_rest"] == reference_rest
 
     for kind in ("ours", "reference"):
         (fan,) = lines["fanout-200"]["runs"][kind]
