@@ -38,6 +38,17 @@ class Flag:
     def clear(self) -> None:
         self._value = False
 
+    def wake(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` when the flag is set (now, if it is): a wait that takes no task
+        of its own, for a caller that waits on several things with one future."""
+        if self._value:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+
     async def wait(self) -> bool:
         if self._value:
             return True

@@ -28,6 +28,22 @@ async def test_flag_wakes_every_waiter_and_survives_a_cancelled_one() -> None:
     assert await again
 
 
+async def test_flag_wake_resolves_a_future_when_set_and_skips_one_already_done() -> None:
+    loop = asyncio.get_running_loop()
+    flag = Flag()
+    later, cancelled, resolved = (loop.create_future() for _ in range(3))
+    for future in (later, cancelled, resolved):
+        flag.wake(future)
+    cancelled.cancel()
+    resolved.set_result(None)  # someone else resolved it first (the session ended)
+    assert not later.done()
+    flag.set()  # must not raise on the futures already done
+    assert later.done() and later.result() is None
+    now = loop.create_future()
+    flag.wake(now)  # set already: at once
+    assert now.done()
+
+
 async def test_mailbox_is_fifo_and_a_cancelled_getter_leaves_the_item() -> None:
     box: Mailbox[str] = Mailbox()
     first = asyncio.create_task(box.get())

@@ -67,7 +67,9 @@ class ReplyPipeline:
         oldest (1: no pipelining, every send answered before the next frame is read)."""
         self._conn = conn
         self._window = window
-        self._waiting: collections.deque[Event | _Pending[Any]] = collections.deque()
+        # Made at the first send: an empty deque is about 600 bytes, and most connections
+        # of a chat (people reading, bots waiting for a mention) are idle.
+        self._waiting: collections.deque[Event | _Pending[Any]] | None = None
         self._advanced = Flag()  # one per connection: allocates only while awaited
 
     async def make_room(self) -> None:
@@ -77,7 +79,7 @@ class ReplyPipeline:
 
     def reply(self, event: Event) -> None:
         """A reply known now, pushed after those of the frames before it."""
-        if self._waiting:
+        if self._waiting:  # None or empty: nothing to wait behind
             self._waiting.append(event)
         else:
             self._conn.push(encode_event(event))
@@ -88,6 +90,8 @@ class ReplyPipeline:
         """The reply of a send whose outcome ``future`` will hold, pushed after those of the
         frames before it. ``reply(outcome, request_id)`` makes the frame; a ``DomainError``
         it raises becomes an error frame."""
+        if self._waiting is None:
+            self._waiting = collections.deque()
         self._waiting.append(_Pending(future, reply, request_id))
         future.add_done_callback(self._on_done)
 
@@ -96,12 +100,13 @@ class ReplyPipeline:
         await self._wait_for_at_most(0)
 
     async def _wait_for_at_most(self, count: int) -> None:
-        while len(self._waiting) > count:
+        while self._waiting and len(self._waiting) > count:
             self._advanced.clear()
             await self._advanced.wait()
 
     def _on_done(self, _future: asyncio.Future[Any]) -> None:
         waiting = self._waiting
+        assert waiting is not None  # made by the send whose future this is
         pushed = False
         while waiting:
             head = waiting[0]
