@@ -45,9 +45,10 @@ class Batcher(Generic[T, R]):
         """Queue ``item`` and wait for the flush that contains it.
 
         Raises what flushing ``item`` on its own raised, never another item's failure. The
-        item is flushed even if the caller is cancelled meanwhile.
+        item is flushed even if the caller is cancelled meanwhile: it is queued, and a
+        cancelled future only loses its result.
         """
-        return await asyncio.shield(self.enqueue(item))
+        return await self.enqueue(item)
 
     def enqueue(self, item: T) -> asyncio.Future[R]:
         """Queue ``item`` without waiting: the future holds what :meth:`submit` would return.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -155,12 +155,12 @@ class Database:
         with unavailable_as_domain_error():
             assert self._write_lock is not None
             async with self._write_lock:
-                done = asyncio.get_running_loop().run_in_executor(self._sync_thread, transact)
+                running = self._sync_thread.submit(transact)
                 try:
-                    return await asyncio.shield(done)
+                    return await _outcome(running)
                 except asyncio.CancelledError:
                     # The transaction goes on in its thread: hold the lock until it ends.
-                    await asyncio.wait([done])
+                    await asyncio.wait([_outcome(running)])
                     raise
 
     async def read_sync(self, work: Callable[[Connection], T]) -> T:
@@ -251,6 +251,32 @@ class Database:
                 self._inline_conn = None
             self._sync_reader.dispose()
             self._read_threads.shutdown(wait=False)
+
+
+def _outcome(running: Future[T]) -> asyncio.Future[T]:
+    """What ``running`` (on a thread) will return or raise, to await on the event loop.
+
+    Unlike ``asyncio.wrap_future``, cancelling the awaitable never cancels ``running``: a
+    transaction queued for its thread runs even if its caller gave up. And one hop fewer
+    than ``asyncio.shield`` around ``run_in_executor``, on every group commit's path.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def settle(done: Future[T]) -> None:
+        if waiter.done():
+            return
+        if done.cancelled():  # the executor shut down before it ran
+            waiter.cancel()
+            return
+        exc = done.exception()
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    running.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
+    return waiter
 
 
 def _sync_sqlite_engine(url: str, connections: int, synchronous: str) -> Engine:
