@@ -20,7 +20,6 @@ over.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,8 +36,6 @@ from token_bowl_chat_server.api.errors import error_response, unexpected_respons
 from token_bowl_chat_server.api.rest.responses import encoded
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import DomainError
-
-logger = logging.getLogger(__name__)
 
 # A send's body is at most a few times MAX_CONTENT_LENGTH (escapes included); a larger one is
 # handed over, and the app reads the rest.
