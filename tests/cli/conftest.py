@@ -75,6 +75,16 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+# ``python -m token_bowl_chat.cli``, with Ctrl-C as a terminal's shell hands it over. A test
+# process started in the background by a non-interactive shell (``make test &``) ignores
+# SIGINT, children inherit that across exec, and Python then leaves SIGINT ignored: the
+# Ctrl-C tests would wait on a CLI that never sees the signal.
+_RUN_CLI = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('token_bowl_chat.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 class Child:
     """``python -m token_bowl_chat.cli ARGS`` on a pseudo-terminal (``tty=True``) or pipes.
 
@@ -84,7 +94,7 @@ class Child:
     def __init__(self, args: list[str], env: dict[str, str], *, tty: bool) -> None:
         full_env = {**os.environ, **env, "COLUMNS": "200", "LINES": "50", "TERM": "xterm"}
         full_env.pop("NO_COLOR", None)
-        command = [sys.executable, "-m", "token_bowl_chat.cli", *args]
+        command = [sys.executable, "-c", _RUN_CLI, *args]
         self.tty = tty
         self.output = ""
         self._seen = 0
