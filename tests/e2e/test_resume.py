@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -14,9 +15,11 @@ from tests.conftest import Account, LiveServer
 from tests.wsclient import WsClient, is_delivery
 
 
-async def open_ws(server: LiveServer, account: Account, since: int | None = None) -> WsClient:
+async def open_ws(
+    server: LiveServer, account: Account, since: int | None = None, **options: Any
+) -> WsClient:
     query = f"&since_seq={since}" if since is not None else ""
-    return await WsClient.connect(server.ws_url, account.api_key, query=query)
+    return await WsClient.connect(server.ws_url, account.api_key, query=query, **options)
 
 
 async def test_every_connection_opens_with_hello(live_server: LiveServer) -> None:
@@ -77,7 +80,10 @@ async def test_resume_under_a_live_stream_loses_and_repeats_nothing(
     total = 400
     s = await open_ws(live_server, sender)
     await s.recv()
-    r = await open_ws(live_server, receiver)
+    # The receiver reads without a frame limit (max_queue=None): with websockets' default it
+    # stops reading when 16 frames wait, and then its close handshake waits behind the
+    # stream for the 10 s close timeout, every reconnect (over the 60 s budget when loaded).
+    r = await open_ws(live_server, receiver, max_queue=None)
     cursor = (await r.recv())["last_seq"]
     sent: list[str] = []
 
@@ -103,7 +109,7 @@ async def test_resume_under_a_live_stream_loses_and_repeats_nothing(
                     cursor = max(cursor, frame["last_seq"])
             if len(seen) < total:
                 await r.close()
-                r = await open_ws(live_server, receiver, since=cursor)
+                r = await open_ws(live_server, receiver, since=cursor, max_queue=None)
     await producer
     await r.close()
     await s.close()
