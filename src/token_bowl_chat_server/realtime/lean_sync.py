@@ -52,11 +52,10 @@ class Flag:
     async def wait(self) -> bool:
         if self._value:
             return True
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.wake(waiter)
         waiters = self._waiters
-        waiters.append(waiter)
+        assert waiters is not None  # wake() listed it: the flag is not set
         try:
             await waiter
         finally:
