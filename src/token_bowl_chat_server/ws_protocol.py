@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
+import socket
 import struct
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -58,6 +60,21 @@ def text_frame(text: str) -> bytes:
     return _last_frame
 
 
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def reset_transport(transport: Any) -> None:
+    """Drop the socket at once, without a close handshake: for a peer that never takes the
+    close frame. asyncio's ``abort()`` alone leaves the kernel holding the socket, and the
+    bytes the peer never read, for minutes while it retries; a zero linger time sends a
+    reset and frees it now. The protocol then sees the connection lost, as on any drop."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    transport.abort()
+
+
 def _refusal(exc: BaseException) -> bytes:
     if isinstance(exc, RequestLineTooLong):
         status, detail = HTTPStatus.REQUEST_URI_TOO_LONG, "Request line too long (8 KiB at most)"
@@ -86,13 +103,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
-            # The handshake's request and response (their headers) are not read again.
-            self.__dict__.pop("request", None)
+            # The handshake's request and response are not read again (the scope has its own
+            # copy of the headers). websockets' parser keeps the request for the connection's
+            # life: emptied, its headers stop costing every collection of the oldest
+            # generation a dict and a list per header.
+            request = self.__dict__.pop("request", None)
+            if request is not None:
+                request.headers.clear()
             self.__dict__.pop("response", None)
 
-    async def run_asgi(self) -> None:
-        self.scope["extensions"][WIRE_EXTENSION] = {"wire": self}
-        await super().run_asgi()
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if not self.close_sent:  # the scope exists, its task is created but not yet run
+            self.scope["extensions"][WIRE_EXTENSION] = {"wire": self}
 
     # -- the Wire of a connection (realtime/connection.py)
 
@@ -119,6 +142,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     async def close_with(self, code: int, reason: str) -> None:
         """Send a close frame, as the ASGI ``websocket.close`` does."""
         await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def reset(self) -> None:
+        """The connection's ``abort``: the socket dropped without a close handshake."""
+        reset_transport(self.transport)
 
     def resume_writing(self) -> None:
         super().resume_writing()

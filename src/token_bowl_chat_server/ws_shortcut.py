@@ -12,6 +12,8 @@ and closes the socket with 1011.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -23,12 +25,12 @@ class WebSocketsDirect:
     def __init__(self, app: Starlette) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine function: it hands back the coroutine it picked, so no frame of
+        # this layer stays alive as long as the connection does.
         if scope["type"] == "websocket":
             scope["app"] = self.app
             if scope["path"] == WS_PATH:
-                await websocket_endpoint(WebSocket(scope, receive, send))
-            else:  # the router refuses it
-                await self.app.router(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+                return websocket_endpoint(WebSocket(scope, receive, send))
+            return self.app.router(scope, receive, send)  # which refuses it
+        return self.app(scope, receive, send)

@@ -150,11 +150,17 @@ class HotRoutes:
         self.app = app
         self.api = api
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine function: what passes through gets the next app's coroutine, with
+        # no frame of this layer kept alive under it (a WebSocket's, for the connection's life).
         route = _ROUTES.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         if route is None:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._serve(route, scope, receive, send)
+
+    async def _serve(
+        self, route: tuple[HotHandler, bool], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         handler, has_body = route
         request = _Request(scope)
         services: Services | None = getattr(self.api.state, "services", None)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
+from starlette.types import Receive
 
 from token_bowl_chat.protocol.close_codes import CloseCode
 from token_bowl_chat.protocol.commands import (
@@ -50,8 +49,8 @@ from token_bowl_chat_server.domain.errors import (
 )
 from token_bowl_chat_server.domain.frame_budget import FrameBudget, Verdict
 from token_bowl_chat_server.realtime.admission import Refusal
-from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed, Wire
-from token_bowl_chat_server.ws_protocol import AsgiWire, wire_of
+from token_bowl_chat_server.realtime.connection import Connection, ConnectionClosed
+from token_bowl_chat_server.ws_protocol import AsgiWire, reset_transport, wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -174,14 +173,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     try:
         await websocket.accept()
+        wire = wire_of(websocket.scope)
         conn = Connection(
-            _wire(websocket),
+            wire or AsgiWire(websocket),
             user,
             services.settings.outbox_size,
             hub.clock(),
             extended,
             close_timeout=services.settings.ws_close_timeout,
-            abort=_aborter(websocket),
+            abort=wire.reset if wire else _aborter(websocket),
         )
         # Extended connections only: a legacy client has no client_message_id to match.
         conn.own_messages = own_messages is True and extended is True
@@ -221,40 +221,20 @@ _CAP_DETAIL = {
 }
 
 
-def _wire(websocket: WebSocket) -> Wire:
-    """The socket under the connection: written directly when the server runs our protocol
-    (``__main__``), else through ASGI ``send``."""
-    return wire_of(websocket.scope) or AsgiWire(websocket)
-
-
 def _aborter(websocket: WebSocket) -> Callable[[], None] | None:
-    """A way to drop the socket without a close handshake, where the server offers one.
+    """A way to drop the socket without a close handshake under another uvicorn protocol
+    (our own has :meth:`WebSocketProtocol.reset`).
 
     ASGI has no abort, and a close waits for the peer to take the close frame, which a peer
     that never reads never does. uvicorn's ``receive`` is a method of its protocol object,
-    which holds the asyncio transport; ``transport.abort()`` drops the socket at once and
-    makes uvicorn report the disconnect. Elsewhere the connection is still freed when its
+    which holds the asyncio transport. Elsewhere the connection is still freed when its
     close times out; only the socket then lingers until the server gives up on it.
     """
     protocol = getattr(getattr(websocket, "_receive", None), "__self__", None)
     transport: Any = getattr(protocol, "transport", None)
-    abort = getattr(transport, "abort", None)
-    if not callable(abort):
+    if not callable(getattr(transport, "abort", None)):
         return None
-
-    def reset() -> None:
-        # Without a zero linger time the kernel keeps an aborted socket, and the bytes the
-        # peer never read, for minutes while it retries: send a reset and free it now.
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-        abort()
-
-    return reset
-
-
-_LINGER_ZERO = struct.pack("ii", 1, 0)
+    return lambda: reset_transport(transport)
 
 
 async def _still_authenticated(services: Services, websocket: WebSocket, conn: Connection) -> bool:
@@ -287,7 +267,12 @@ async def _run_until_ended(
     One future stands for "either": a second task and ``asyncio.wait`` cost every idle
     connection about 1.5 KiB more for the whole of its life.
     """
-    session = asyncio.create_task(_serve(services, websocket, conn, since_seq))
+    wire = wire_of(websocket.scope)
+    # Our protocol's own receive, one coroutine frame fewer per idle connection than
+    # Starlette's checks around it (the loop stops at the disconnect they look for).
+    # (uvicorn types its events as TypedDicts, ASGI's Receive as mappings: the same dicts.)
+    receive = cast(Receive, wire.receive) if wire else websocket.receive
+    session = asyncio.create_task(_serve(services, receive, conn, since_seq))
     either: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     session.add_done_callback(lambda _: _resolve(either))
     conn.ended.wake(either)
@@ -309,46 +294,53 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 async def _serve(
-    services: Services, websocket: WebSocket, conn: Connection, since_seq: int | None
+    services: Services, receive: Receive, conn: Connection, since_seq: int | None
 ) -> None:
+    """The replay, then the read loop, in one coroutine (one frame less per connection)."""
+    hub, settings = services.hub, services.settings
+    budget = FrameBudget(settings.ws_frame_rate, settings.ws_frame_burst, hub.clock())
+    replies = ReplyPipeline(conn, settings.ws_pipeline_window)
     try:
         await services.resume.start(conn.user, conn, since_seq)
-        await _read_loop(services, websocket, conn)
+        while conn.is_open:
+            frame = await receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            now = hub.clock()
+            conn.touch(now)
+            verdict = budget.admit(now)
+            if verdict is Verdict.CLOSE:
+                conn.close(CloseCode.RATE_LIMITED, "too many frames: reconnect later")
+                return
+            await replies.make_room()
+            await _handle(services, conn, replies, frame.get("text"), verdict, budget)
+            # receive() returns without yielding while frames are buffered, and a frame
+            # without a reply (typing, pong) may await nothing: yield, so one busy socket
+            # cannot hold the event loop from everyone else.
+            await asyncio.sleep(0)
     except ConnectionClosed:
         return
 
 
-async def _read_loop(services: Services, websocket: WebSocket, conn: Connection) -> None:
-    hub, settings = services.hub, services.settings
-    budget = FrameBudget(settings.ws_frame_rate, settings.ws_frame_burst, hub.clock())
-    replies = ReplyPipeline(conn, settings.ws_pipeline_window)
-    while conn.is_open:
-        frame = await websocket.receive()
-        if frame["type"] == "websocket.disconnect":
-            return
-        now = hub.clock()
-        conn.touch(now)
-        verdict = budget.admit(now)
-        text = frame.get("text")
-        if verdict is Verdict.CLOSE:
-            conn.close(CloseCode.RATE_LIMITED, "too many frames: reconnect later")
-            return
-        await replies.make_room()
-        if verdict is Verdict.REFUSE:
-            replies.reply(_rate_limited(text, budget))
-        elif text is None:
-            replies.reply(
-                Error(
-                    error="Binary frames are not supported; send JSON text frames",
-                    code=ErrorCode.INVALID_FRAME.value,
-                )
+async def _handle(
+    services: Services,
+    conn: Connection,
+    replies: ReplyPipeline,
+    text: str | None,
+    verdict: Verdict,
+    budget: FrameBudget,
+) -> None:
+    if verdict is Verdict.REFUSE:
+        replies.reply(_rate_limited(text, budget))
+    elif text is None:
+        replies.reply(
+            Error(
+                error="Binary frames are not supported; send JSON text frames",
+                code=ErrorCode.INVALID_FRAME.value,
             )
-        else:
-            await _dispatch(services, conn, replies, text)
-        # receive() returns without yielding while frames are buffered, and a frame without
-        # a reply (typing, pong) may await nothing: yield, so one busy socket cannot hold
-        # the event loop from everyone else.
-        await asyncio.sleep(0)
+        )
+    else:
+        await _dispatch(services, conn, replies, text)
 
 
 def _rate_limited(text: str | None, budget: FrameBudget) -> Error:
