@@ -196,6 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
+        services.metrics.gc_pauses.install()
         await _bootstrap_admin(services, settings)
         services.webhooks.start()
         if services.node is not None:
@@ -225,6 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
             if services.node is not None:
                 await services.node.stop()
             await services.db.close()
+            services.metrics.gc_pauses.uninstall()
 
     app = FastAPI(title="Token Bowl Chat", version=VERSION, lifespan=lifespan)
     app.add_middleware(CORS)  # any origin, method and header (api/cors.py)

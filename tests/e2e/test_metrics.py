@@ -107,7 +107,6 @@ async def test_outbox_gauges_see_a_connection_that_stops_reading(
 
 
 @pytest.mark.single_node(reason="/metrics counts one process")
-@pytest.mark.single_node(reason="/metrics counts one process")
 async def test_histograms_count_commits_messages_and_queueing(
     make_server: Callable[..., LiveServer],
 ) -> None:
@@ -145,4 +144,14 @@ async def test_histograms_count_commits_messages_and_queueing(
     assert after["tbc_outbox_depth_gcount"] == 1
     # Every REST call above authenticated; after each sender's first, from the cache.
     assert after["tbc_account_cache_hits_total"] >= 36
+    # The collector's pauses, one histogram per generation. The young generation has been
+    # collected by now (the first requests of each kind fill the framework's caches, a net
+    # growth of well over its 2,000 objects); the older ones may not have been.
+    assert after['tbc_gc_pause_seconds_count{generation="0"}'] >= 1
+    for generation in ("0", "1", "2"):
+        label = f'generation="{generation}"'
+        count = after[f"tbc_gc_pause_seconds_count{{{label}}}"]
+        assert after[f'tbc_gc_pause_seconds_bucket{{{label},le="+Inf"}}'] == count
+        assert count >= before[f"tbc_gc_pause_seconds_count{{{label}}}"]
+        assert (after[f"tbc_gc_pause_seconds_sum{{{label}}}"] > 0) == (count > 0)
     await listener.close()
