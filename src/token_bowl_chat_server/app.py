@@ -196,7 +196,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
-        services.metrics.gc_pauses.install()
         await _bootstrap_admin(services, settings)
         services.webhooks.start()
         if services.node is not None:
@@ -210,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
             ),
             asyncio.create_task(services.typing.run_expiry(), name="typing-expiry"),
         ]
+        services.metrics.gc_pauses.install()
         try:
             yield
         finally:

@@ -79,8 +79,8 @@ class ServerMetrics:
         self.send_to_queue_seconds.observe(max(0, self.clock() - message.created_at) / 1e6)
 
 
-# Seconds: a young-generation pass takes tens of microseconds; a full one walks every object
-# the collector tracks (about 85 per open WebSocket), tens of milliseconds for hundreds.
+# Seconds: a young-generation pass takes well under a millisecond; a full one walks every
+# object the collector tracks (about 85 per open WebSocket), tens of milliseconds for hundreds.
 GC_PAUSE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 GENERATIONS = 3
 
