@@ -173,7 +173,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     try:
         await websocket.accept()
+        # Our protocol, when the server runs it (``__main__``): frames written straight to
+        # it, its own socket reset, and its own receive (one coroutine frame fewer per idle
+        # connection than Starlette's checks around it; the read loop stops at the
+        # disconnect they look for). uvicorn types its events as TypedDicts, ASGI's Receive
+        # as mappings: the same dicts.
         wire = wire_of(websocket.scope)
+        receive = cast(Receive, wire.receive) if wire else websocket.receive
         conn = Connection(
             wire or AsgiWire(websocket),
             user,
@@ -190,7 +196,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             services.presence.user_online(user)
         try:
             if await _still_authenticated(services, websocket, conn):
-                await _run_until_ended(services, websocket, conn, since_seq)
+                await _run_until_ended(services, receive, conn, since_seq)
             else:
                 conn.close(CloseCode.POLICY_VIOLATION, "API key rotated")
                 await conn.ended.wait()
@@ -258,7 +264,7 @@ async def _still_authenticated(services: Services, websocket: WebSocket, conn: C
 
 
 async def _run_until_ended(
-    services: Services, websocket: WebSocket, conn: Connection, since_seq: int | None
+    services: Services, receive: Receive, conn: Connection, since_seq: int | None
 ) -> None:
     """Replay, then read frames, until the peer leaves or the connection ends.
 
@@ -267,11 +273,6 @@ async def _run_until_ended(
     One future stands for "either": a second task and ``asyncio.wait`` cost every idle
     connection about 1.5 KiB more for the whole of its life.
     """
-    wire = wire_of(websocket.scope)
-    # Our protocol's own receive, one coroutine frame fewer per idle connection than
-    # Starlette's checks around it (the loop stops at the disconnect they look for).
-    # (uvicorn types its events as TypedDicts, ASGI's Receive as mappings: the same dicts.)
-    receive = cast(Receive, wire.receive) if wire else websocket.receive
     session = asyncio.create_task(_serve(services, receive, conn, since_seq))
     either: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     session.add_done_callback(lambda _: _resolve(either))
@@ -313,34 +314,24 @@ async def _serve(
                 conn.close(CloseCode.RATE_LIMITED, "too many frames: reconnect later")
                 return
             await replies.make_room()
-            await _handle(services, conn, replies, frame.get("text"), verdict, budget)
+            text = frame.get("text")
+            if verdict is Verdict.REFUSE:
+                replies.reply(_rate_limited(text, budget))
+            elif text is None:
+                replies.reply(
+                    Error(
+                        error="Binary frames are not supported; send JSON text frames",
+                        code=ErrorCode.INVALID_FRAME.value,
+                    )
+                )
+            else:
+                await _dispatch(services, conn, replies, text)
             # receive() returns without yielding while frames are buffered, and a frame
             # without a reply (typing, pong) may await nothing: yield, so one busy socket
             # cannot hold the event loop from everyone else.
             await asyncio.sleep(0)
     except ConnectionClosed:
         return
-
-
-async def _handle(
-    services: Services,
-    conn: Connection,
-    replies: ReplyPipeline,
-    text: str | None,
-    verdict: Verdict,
-    budget: FrameBudget,
-) -> None:
-    if verdict is Verdict.REFUSE:
-        replies.reply(_rate_limited(text, budget))
-    elif text is None:
-        replies.reply(
-            Error(
-                error="Binary frames are not supported; send JSON text frames",
-                code=ErrorCode.INVALID_FRAME.value,
-            )
-        )
-    else:
-        await _dispatch(services, conn, replies, text)
 
 
 def _rate_limited(text: str | None, budget: FrameBudget) -> Error:
