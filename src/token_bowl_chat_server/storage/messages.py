@@ -34,6 +34,7 @@ from token_bowl_chat_server.domain.errors import (
     NotFound,
 )
 from token_bowl_chat_server.storage.database import Database
+from token_bowl_chat_server.storage.driver_sql import DriverStatement
 from token_bowl_chat_server.storage.tables import counters, messages, read_states, users
 
 _from = users.alias("from_user")
@@ -62,8 +63,21 @@ NOT_DELETED = messages.c.deleted_at.is_(None)
 
 # The group commit's statements, built once: building them per batch (and SQLAlchemy's cache
 # key of each new statement) was a tenth of a send's CPU time in profiles.
-_INSERT_MESSAGE = insert(messages)
-_BUMP_READ_STATE = (
+_MESSAGE_FIELDS = (
+    "seq",
+    "id",
+    "message_type",
+    "from_user_id",
+    "from_username",
+    "to_user_id",
+    "to_username",
+    "content",
+    "created_at",
+    "client_message_id",
+    "from_bot",
+)
+_INSERT_MESSAGE = DriverStatement(insert(messages), _MESSAGE_FIELDS)
+_BUMP_READ_STATE = DriverStatement(
     update(read_states)
     .where(read_states.c.user_id == bindparam("uid"))
     .values(
@@ -79,9 +93,11 @@ _NEXT = {
     "room_messages": counters.c.room_messages + bindparam("rooms"),
 }
 _ALLOCATE = {
-    None: _TAKE_SEQS.values(_NEXT),
-    "set": _TAKE_SEQS.values({**_NEXT, "bot_streak": bindparam("streak")}),
-    "add": _TAKE_SEQS.values({**_NEXT, "bot_streak": counters.c.bot_streak + bindparam("streak")}),
+    None: DriverStatement(_TAKE_SEQS.values(_NEXT)),
+    "set": DriverStatement(_TAKE_SEQS.values({**_NEXT, "bot_streak": bindparam("streak")})),
+    "add": DriverStatement(
+        _TAKE_SEQS.values({**_NEXT, "bot_streak": counters.c.bot_streak + bindparam("streak")})
+    ),
 }
 
 
@@ -315,14 +331,14 @@ class SqlMessageStore:
         kind, streak = bot_streak
         if kind is not None:
             params["streak"] = streak
-        last = conn.execute(_ALLOCATE[kind], params).scalar_one()
+        last = _ALLOCATE[kind].execute(conn, params).scalar_one()
         first = last - len(fresh) + 1
         return list(range(first, last + 1))
 
     @staticmethod
     def _insert(conn: Connection, fresh: Sequence[NewMessage], seqs: Sequence[int]) -> None:
-        conn.execute(
-            _INSERT_MESSAGE,
+        _INSERT_MESSAGE.execute_many(
+            conn,
             [
                 {
                     "seq": seq,
@@ -361,7 +377,7 @@ class SqlMessageStore:
         ]
         if not rows:  # only DMs to oneself, which change no counter
             return
-        conn.execute(_BUMP_READ_STATE, rows)
+        _BUMP_READ_STATE.execute_many(conn, rows)
 
     async def by_id(self, message_id: str) -> Message | None:
         async with self.db.read() as conn:
