@@ -8,11 +8,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat.protocol.events import encode_event
-from token_bowl_chat.protocol.models import MAX_CONTENT_LENGTH
+from token_bowl_chat.protocol.models import MAX_CONTENT_LENGTH, MessageResponse
 from token_bowl_chat_server import render
 from token_bowl_chat_server.domain.entities import Message, User, to_micros
 from token_bowl_chat_server.domain.errors import (
@@ -53,8 +54,20 @@ def parse_since(since: str | None) -> int | None:
     return to_micros(moment)
 
 
-# What the group commit made of one send: stored (or found stored), or refused by a rule.
-SendOutcome = Appended | Refused
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A message the send stored and delivered, with the wire form it was delivered in: the
+    sender's reply carries the same message, and rendering and encoding it again cost a
+    send over REST a tenth of its CPU time."""
+
+    message: Message
+    wire: MessageResponse
+    text: str  # ``wire`` as JSON (``encode_event``: a lone surrogate is sent as U+FFFD)
+
+
+# What the group commit made of one send: stored and delivered, found stored by an earlier
+# send (a retry), or refused by a rule.
+SendOutcome = Published | Appended | Refused
 
 
 def stored_message(outcome: SendOutcome) -> Message:
@@ -62,6 +75,13 @@ def stored_message(outcome: SendOutcome) -> Message:
     if isinstance(outcome, Refused):
         raise outcome.error
     return outcome.message
+
+
+def reply_wire(outcome: SendOutcome) -> MessageResponse:
+    """The stored message as the sender's reply carries it (raises as ``stored_message``)."""
+    if isinstance(outcome, Published):
+        return outcome.wire
+    return render.message(stored_message(outcome))
 
 
 def _ignore(_: Message) -> None:
@@ -112,7 +132,7 @@ class MessageService:
         # deletes (services/edits.py), which take seqs too, hold it as well, so every
         # connection gets messages and edit events in seq order.
         self.publish_order = asyncio.Lock()
-        self._writer: Batcher[NewMessage, Appended | Refused] = Batcher(
+        self._writer: Batcher[NewMessage, SendOutcome] = Batcher(
             self._flush_in_order,
             max_batch,
             # An unavailable database fails every message alike: no use retrying them apart.
@@ -137,8 +157,21 @@ class MessageService:
         stored the first time and delivers nothing again (unless the first attempt was
         refused as ``StorageUnavailable`` after its commit: then the retry delivers it).
         """
+        return stored_message(
+            await self.send_for_reply(sender, content, to_username, client_message_id)
+        )
+
+    async def send_for_reply(
+        self,
+        sender: User,
+        content: str | None,
+        to_username: str | None = None,
+        client_message_id: str | None = None,
+    ) -> SendOutcome:
+        """:meth:`send`, returning the outcome, for a caller that replies with the message
+        (``reply_wire``); a refused send is an outcome here, not an exception."""
         new = await self._admit(sender, content, to_username, client_message_id)
-        return stored_message(await self._writer.submit(new))
+        return await self._writer.submit(new)
 
     async def queue(
         self,
@@ -193,7 +226,7 @@ class MessageService:
             client_message_id=client_message_id,
         )
 
-    async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
+    async def _commit_and_publish(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         """The batcher's flush: one transaction, then delivery of what it stored.
 
         Only the transaction may raise (the batcher then retries the batch in halves to
@@ -208,18 +241,21 @@ class MessageService:
         self.commits += 1
         # Published here, in seq order, before any caller resumes: every connection receives
         # messages in the order they were stored.
+        outcomes: list[SendOutcome] = []
         for result in results:
-            if isinstance(result, Refused):
-                continue
-            if result.created or self._unconfirmed.pop(result.message.id, False):
+            outcome: SendOutcome = result
+            if isinstance(result, Appended) and (
+                result.created or self._unconfirmed.pop(result.message.id, False)
+            ):
                 self.stored += 1
                 try:
-                    self._publish(result.message)
+                    outcome = self._publish(result.message)
                 except Exception:
                     logger.exception("publishing stored message %s failed", result.message.id)
-        return results
+            outcomes.append(outcome)
+        return outcomes
 
-    async def _flush_in_order(self, batch: Sequence[NewMessage]) -> list[Appended | Refused]:
+    async def _flush_in_order(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         async with self.publish_order:
             return await self._commit_and_publish(batch)
 
@@ -231,8 +267,9 @@ class MessageService:
         while len(self._unconfirmed) > _UNCONFIRMED_LIMIT:
             self._unconfirmed.popitem(last=False)
 
-    def _publish(self, msg: Message) -> None:
-        text = encode_event(render.message(msg))
+    def _publish(self, msg: Message) -> Published:
+        wire = render.message(msg)
+        text = encode_event(wire)
         self.publisher.publish(audience_of(msg), text, msg.seq)
         publish_own_copy(self.publisher, msg, text)
         self.on_queued(msg)
@@ -240,6 +277,7 @@ class MessageService:
             self.webhooks(msg, text)
         if msg.from_user_id is not None:
             self.typing.message_sent(msg.from_user_id, msg.from_username, msg.to_user_id)
+        return Published(msg, wire, text)
 
     async def get(self, viewer: User, message_id: str) -> Message:
         """One message the caller may see; someone else's DM is reported as not found."""

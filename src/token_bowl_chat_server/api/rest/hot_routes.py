@@ -33,7 +33,7 @@ from token_bowl_chat_server import render
 from token_bowl_chat_server.api.cors import response_headers
 from token_bowl_chat_server.api.deps import Services
 from token_bowl_chat_server.api.errors import error_response, unexpected_response
-from token_bowl_chat_server.api.rest.responses import encoded
+from token_bowl_chat_server.api.rest.responses import encoded, sent_message
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import DomainError
 
@@ -119,10 +119,10 @@ async def _send_message(services: Services, user: User, request: _Request) -> Re
         body = SendMessageRequest.model_validate(payload)
     except ValidationError:
         return None
-    message = await services.messages.send(
+    outcome = await services.messages.send_for_reply(
         user, body.content, body.to_username, body.client_message_id
     )
-    return encoded(render.message(message), 201)
+    return sent_message(outcome)
 
 
 async def _unread_count(services: Services, user: User, _: _Request) -> Response | None:

@@ -14,7 +14,7 @@ from token_bowl_chat.protocol.models import (
 from token_bowl_chat_server import render
 from token_bowl_chat_server.api.deps import CurrentUser, ServicesDep
 from token_bowl_chat_server.api.rest.pages import DEFAULT_LIMIT, Limit, Offset
-from token_bowl_chat_server.api.rest.responses import encoded, errors
+from token_bowl_chat_server.api.rest.responses import encoded, errors, sent_message
 from token_bowl_chat_server.domain.entities import Message
 
 router = APIRouter(tags=["messages"], responses=errors(401, 422))
@@ -38,10 +38,10 @@ def _page(
 async def send_message(
     body: SendMessageRequest, user: CurrentUser, services: ServicesDep
 ) -> Response:
-    message = await services.messages.send(
+    outcome = await services.messages.send_for_reply(
         user, body.content, body.to_username, body.client_message_id
     )
-    return encoded(render.message(message), 201)
+    return sent_message(outcome)
 
 
 @router.get("/messages", responses=errors(400))

@@ -16,6 +16,7 @@ from pydantic_core import PydanticSerializationError
 
 from token_bowl_chat.protocol.errors import ErrorCode
 from token_bowl_chat_server.api.errors import ErrorJSONResponse
+from token_bowl_chat_server.services.messages import Published, SendOutcome, reply_wire
 
 
 class ErrorResponse(BaseModel):
@@ -56,3 +57,12 @@ def encoded(model: BaseModel, status_code: int = 200) -> Response:
         # Text with a lone surrogate (JSON's "\ud800" escape decodes to one) cannot be UTF-8.
         return ErrorJSONResponse(model.model_dump(mode="json"), status_code)
     return Response(body, status_code, media_type="application/json")
+
+
+def sent_message(outcome: SendOutcome) -> Response:
+    """201 with the message a send stored, in the JSON text it was delivered in if this send
+    delivered it (raises the error of a send refused in its commit). Both replace a lone
+    surrogate with U+FFFD, so the text is the same as ``encoded`` would make."""
+    if isinstance(outcome, Published):
+        return Response(outcome.text, 201, media_type="application/json")
+    return encoded(reply_wire(outcome), 201)

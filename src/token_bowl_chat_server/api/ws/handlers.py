@@ -20,7 +20,7 @@ from token_bowl_chat_server.domain.entities import Message
 from token_bowl_chat_server.domain.errors import InvalidInput
 from token_bowl_chat_server.realtime.connection import Connection
 from token_bowl_chat_server.services.edits import deleted_frame, edited_frame
-from token_bowl_chat_server.services.messages import SendOutcome, stored_message
+from token_bowl_chat_server.services.messages import SendOutcome, reply_wire
 
 C = TypeVar("C", bound=cmd.Command)
 Handler = Callable[[Services, Connection, Any], Awaitable[ev.Event | None]]
@@ -53,7 +53,7 @@ async def queue_send(
 
 def message_sent(outcome: SendOutcome, request_id: Any) -> ev.Event:
     """The reply to a send once committed; raises the error of a send refused in the commit."""
-    return ev.MessageSent(message=render.message(stored_message(outcome)), request_id=request_id)
+    return ev.MessageSent(message=reply_wire(outcome), request_id=request_id)
 
 
 @handles(cmd.MarkRead)
