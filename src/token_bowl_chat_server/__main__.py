@@ -17,6 +17,7 @@ import uvicorn
 from token_bowl_chat_server.admin_tool import MadeAdmin, create_admin
 from token_bowl_chat_server.api.rest.hot_routes import HotRoutes
 from token_bowl_chat_server.app import create_app
+from token_bowl_chat_server.http_protocol import CoalescingHttpProtocol
 from token_bowl_chat_server.logging_setup import log_config
 from token_bowl_chat_server.settings import Settings
 from token_bowl_chat_server.ws_protocol import WebSocketProtocol
@@ -87,6 +88,7 @@ def serve(argv: Sequence[str] | None = None, prog: str = "token_bowl_chat_server
         # uvicorn formats every request's access line (address, quoted path) before the
         # logger drops it; at a level that hides them, it need not.
         access_log=_shows_info(settings.log_level),
+        http=CoalescingHttpProtocol,  # uvicorn's, with each response's head and body in one write
         ws=WebSocketProtocol,  # uvicorn's, answering upgrades it refuses while parsing
         ws_max_size=settings.max_frame_bytes,
         # Deflate would compress each frame once per connection; fan-out sends the same
