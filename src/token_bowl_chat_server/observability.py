@@ -2,9 +2,12 @@
 
 One :class:`ServerMetrics` per app, with a registry of its own rather than prometheus-client's
 global one, so several apps in one process (the tests) never share or collide on a metric.
-Recording costs one ``observe`` (a lock and a bucket search, about a microsecond) per group
-commit and per stored message; nothing is recorded per delivered frame: outbox depths are
-read from the connections when ``/metrics`` is scraped (``api/rest/metrics.py``).
+Histograms are kept as plain counts (:class:`Counts`) and built into prometheus-client's metric
+families when ``/metrics`` is scraped: recording is a bucket search and two additions per group
+commit and per stored message, with no lock (prometheus-client's ``Histogram.observe`` takes
+one and searches the buckets in Python, a few percent of a REST send's time). Nothing is
+recorded per delivered frame: outbox depths are read from the connections at scrape time
+(``api/rest/metrics.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -44,28 +47,65 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+class Counts:
+    """One histogram's observations as plain numbers. Not thread-safe by design: every
+    observation is made on the event loop's thread or in a collector callback, which never
+    runs concurrently with another."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # "le": value <= bound
+        self.sum += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        bounds = [repr(float(bound)) for bound in self.bounds] + ["+Inf"]  # as "1.0", "0.0005"
+        buckets = list(zip(bounds, itertools.accumulate(self.counts), strict=True))
+        family.add_metric(labels, buckets, self.sum)
+
+
+class Histograms(Collector):
+    """Histograms without labels, exported from their :class:`Counts` at scrape time."""
+
+    def __init__(self) -> None:
+        self._families: list[tuple[str, str, Counts]] = []
+
+    def histogram(self, name: str, documentation: str, bounds: tuple[float, ...]) -> Counts:
+        counts = Counts(bounds)
+        self._families.append((name, documentation, counts))
+        return counts
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, counts in self._families:
+            family = HistogramMetricFamily(name, documentation)
+            counts.add_to(family, [])
+            yield family
+
+
 class ServerMetrics:
     def __init__(self, clock: WallClock = now_micros) -> None:
         self.clock = clock
         self.registry = CollectorRegistry()
-        self.commit_seconds = Histogram(
+        histograms = Histograms()
+        self.commit_seconds = histograms.histogram(
             "tbc_commit_seconds",
             "Duration of one group commit: the write transaction storing a batch of messages",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
-        self.messages_per_commit = Histogram(
-            "tbc_messages_per_commit",
-            "Messages one group commit stored",
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
+        self.messages_per_commit = histograms.histogram(
+            "tbc_messages_per_commit", "Messages one group commit stored", BATCH_BUCKETS
         )
-        self.send_to_queue_seconds = Histogram(
+        self.send_to_queue_seconds = histograms.histogram(
             "tbc_send_to_queue_seconds",
             "From a send's admission to its frame queued on every receiver's outbox on this node",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
+        self.registry.register(histograms)
         self.gc_pauses = CollectorPauses()
         self.registry.register(self.gc_pauses)
 
@@ -97,8 +137,7 @@ class CollectorPauses(Collector):
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._clock = clock
         self._started = 0.0
-        self._counts = [[0] * (len(GC_PAUSE_BUCKETS) + 1) for _ in range(GENERATIONS)]
-        self._sums = [0.0] * GENERATIONS
+        self._pauses = [Counts(GC_PAUSE_BUCKETS) for _ in range(GENERATIONS)]
 
     def install(self) -> None:
         """Start timing collections (the app's lifespan; :meth:`uninstall` at its end)."""
@@ -113,10 +152,7 @@ class CollectorPauses(Collector):
         if phase == "start":
             self._started = self._clock()
             return
-        seconds = self._clock() - self._started
-        generation = info["generation"]
-        self._counts[generation][bisect.bisect_left(GC_PAUSE_BUCKETS, seconds)] += 1
-        self._sums[generation] += seconds
+        self._pauses[info["generation"]].observe(self._clock() - self._started)
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(
@@ -124,8 +160,6 @@ class CollectorPauses(Collector):
             "Pauses of the cycle collector (every thread stops while it runs), by generation",
             labels=["generation"],
         )
-        bounds = [repr(bound) for bound in GC_PAUSE_BUCKETS] + ["+Inf"]
-        for generation, counts in enumerate(self._counts):
-            buckets = list(zip(bounds, itertools.accumulate(counts), strict=True))
-            family.add_metric([str(generation)], buckets, self._sums[generation])
+        for generation, pauses in enumerate(self._pauses):
+            pauses.add_to(family, [str(generation)])
         yield family
