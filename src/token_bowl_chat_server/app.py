@@ -108,8 +108,9 @@ async def build_services(settings: Settings) -> Services:
             "owner's secret (X-Token-Bowl-Signature: v1=...), see docs/protocol-extensions.md"
         )
     webhook_store = SqlWebhookStore(db)
+    webhook_directory = CachedWebhookDirectory(user_store, account_cache)
     webhooks = WebhookService(
-        CachedWebhookDirectory(user_store, account_cache),
+        webhook_directory,
         user_agent=f"token-bowl-chat-server/{VERSION}",
         endpoints=webhook_store,
         log=DeliveryLog(webhook_store, keep=settings.webhook_log_size),
@@ -120,6 +121,7 @@ async def build_services(settings: Settings) -> Services:
         queue_size=settings.webhook_queue_size,
         workers=settings.webhook_workers,
         shutdown_grace=settings.webhook_shutdown_grace,
+        nobody_has_a_webhook=webhook_directory.nobody_has_a_webhook,
     )
     edit_store = SqlEditStore(db)
     message_service = MessageService(

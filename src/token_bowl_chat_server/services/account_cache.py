@@ -119,6 +119,10 @@ class CachedWebhookDirectory:
     async def by_id(self, user_id: str) -> User | None:
         return await self.users.by_id(user_id)
 
+    def nobody_has_a_webhook(self) -> bool:
+        """True when the cache knows that no user has a webhook (False: unknown, or some)."""
+        return self.cache.webhook_users() == []
+
     async def with_webhooks(self) -> list[User]:
         found = self.cache.webhook_users()
         if found is None:

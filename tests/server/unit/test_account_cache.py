@@ -123,3 +123,24 @@ async def test_webhook_users_are_read_once_until_an_account_changes() -> None:
     cache.forget("someone")  # any change may add, remove or rename a webhook user
     await directory.with_webhooks()
     assert users.reads == 2
+
+
+async def test_nobody_has_a_webhook_only_when_the_cache_knows_the_list_is_empty() -> None:
+    users = Users(_user("a"), "k" * 64)
+    users.webhook_users = []
+    clock = Clock()
+    cache = AccountCache(ttl=60, monotonic=clock)
+    directory = CachedWebhookDirectory(users, cache)
+    assert not directory.nobody_has_a_webhook()  # not read yet: unknown
+    assert await directory.with_webhooks() == []
+    assert directory.nobody_has_a_webhook()
+    cache.forget("a")  # e.g. someone just set a webhook URL
+    assert not directory.nobody_has_a_webhook()
+    users.webhook_users = [_user("w", webhook="https://example.com/hook")]
+    await directory.with_webhooks()
+    assert not directory.nobody_has_a_webhook()
+    users.webhook_users = []
+    cache.forget("w")
+    await directory.with_webhooks()
+    clock.now = 60.0  # expired: unknown again until read
+    assert not directory.nobody_has_a_webhook()

@@ -454,3 +454,20 @@ async def test_stop_lets_quick_deliveries_finish(
         await service.stop()
     assert len(recorder.requests) == 5
     assert service.stats.abandoned == 0
+
+
+async def test_nothing_is_queued_while_nobody_has_a_webhook(
+    make_service: Callable[..., WebhookService],
+) -> None:
+    recorder = Recorder()
+    nobody = [True]
+    service = make_service(recorder, nobody_has_a_webhook=lambda: nobody[0])
+    await deliver(service, message(ALICE), message(ALICE, BOB))
+    assert service.stats.unneeded == 2 and service.stats.enqueued == 0
+    assert recorder.requests == []
+
+    nobody[0] = False  # someone set a webhook since: messages go to the workers again
+    service = make_service(recorder, nobody_has_a_webhook=lambda: nobody[0])
+    await deliver(service, message(ALICE, BOB))
+    assert service.stats.enqueued == 1 and service.stats.unneeded == 0
+    assert recorder.urls() == [BOB.webhook_url]
