@@ -1,6 +1,7 @@
-"""Pipelined sends over one WebSocket: a client that writes many frames without waiting gets
-its replies in frame order, its messages stored in that order and in fewer commits than
-messages, and loses no acknowledged message to a SIGKILL or to its own disconnect."""
+"""Pipelined sends over one WebSocket, or over one keep-alive HTTP connection: a client that
+writes many frames (requests) without waiting gets its replies in order, its messages stored
+in that order and in fewer commits than messages, and loses no acknowledged message to a
+SIGKILL or to its own disconnect."""
 
 from __future__ import annotations
 
@@ -243,6 +244,109 @@ async def test_acknowledged_pipelined_sends_survive_sigkill(
             await write_all(client, frames)
             await collector
     collector.cancel()
+    assert len(acked) >= 50
+
+    server.proc.start()
+    stored = {m["id"] for m in history(server, alice)}
+    assert [message_id for message_id in acked if message_id not in stored] == []
+
+
+# --- POST /messages pipelined over one keep-alive HTTP connection ---------------------------
+
+
+def rest_request(account: Account, content: str | None = None, get: str | None = None) -> bytes:
+    """One HTTP/1.1 request: a send of ``content``, or a GET of ``get``."""
+    key = account.api_key.encode()
+    if get is not None:
+        return b"GET " + get.encode() + b" HTTP/1.1\r\nHost: t\r\nX-API-Key: " + key + b"\r\n\r\n"
+    body = json.dumps({"content": content}).encode()
+    head = b"POST /messages HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    head += b"X-API-Key: " + key + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return head + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, Any]:
+    """The next response on the connection: its status and its JSON body."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionResetError("the server closed the connection")
+    status = int(status_line.split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, json.loads(await reader.readexactly(length)) if length else None
+
+
+def _http_address(server: LiveServer) -> tuple[str, int]:
+    url = httpx.URL(server.http_url)
+    assert url.host in ("127.0.0.1", "::1", "localhost"), url
+    return url.host, url.port or 80
+
+
+async def test_pipelined_rest_sends_answer_in_order_share_commits_and_respect_barriers(
+    server: LiveServer,
+) -> None:
+    alice = server.register()
+    host, port = _http_address(server)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(rest_request(alice, "warm-up"))  # the key is in the account cache now
+        assert (await read_response(reader))[0] == 201
+        before = metrics(server)
+        contents = [f"rest {i}" for i in range(40)]
+        requests = [rest_request(alice, c) for c in contents]
+        requests[10] = rest_request(alice, "x" * (MAX_CONTENT_LENGTH + 1))  # refused: 422
+        requests[25] = rest_request(alice, get="/messages?limit=100")  # not a send: a barrier
+        writer.write(b"".join(requests))  # every request before any response is read
+        await writer.drain()
+        async with asyncio.timeout(60):
+            answers = [await read_response(reader) for _ in requests]
+    finally:
+        writer.close()
+    after = metrics(server)
+
+    sends = [i for i in range(40) if i not in (10, 25)]
+    assert answers[10][0] == 422 and answers[10][1]["code"] == "validation_error"
+    assert answers[25][0] == 200
+    assert all(answers[i][0] == 201 for i in sends), [a[0] for a in answers]
+    assert [answers[i][1]["content"] for i in sends] == [contents[i] for i in sends]
+    seqs = [answers[i][1]["seq"] for i in sends]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    # The barrier saw every send before it stored, and none after it.
+    listed = {m["content"] for m in answers[25][1]["messages"]}
+    assert {contents[i] for i in sends if i < 25} <= listed
+    assert not {contents[i] for i in sends if i > 25} & listed
+    mine = [m["content"] for m in history(server, alice) if m["content"].startswith("rest ")]
+    assert mine == [contents[i] for i in sends]  # stored in request order
+    stored = after["tbc_messages_stored_total"] - before["tbc_messages_stored_total"]
+    commits = after["tbc_message_commits_total"] - before["tbc_message_commits_total"]
+    assert stored == len(sends)
+    # Sends pipelined on one connection no longer wait for each other's commits.
+    assert commits < stored, f"{commits} commits for {stored} messages"
+
+
+async def test_acknowledged_pipelined_rest_sends_survive_sigkill(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server()
+    alice = server.register()
+    host, port = _http_address(server)
+    reader, writer = await asyncio.open_connection(host, port)
+    acked: list[str] = []
+    requests = [rest_request(alice, f"killed {i}") for i in range(250)]
+    with pytest.raises((ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError)):
+        async with asyncio.timeout(30):
+            writer.write(b"".join(requests))
+            await writer.drain()
+            while True:
+                status, body = await read_response(reader)
+                assert status == 201, body
+                acked.append(body["id"])
+                if len(acked) == 50:
+                    server.proc.kill()  # SIGKILL with the rest of the burst in flight
+    writer.close()
     assert len(acked) >= 50
 
     server.proc.start()

@@ -11,7 +11,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from token_bowl_chat_server.http_protocol import CoalescingHttpProtocol
+from token_bowl_chat_server.http_protocol import MAX_PIPELINED, CoalescingHttpProtocol, Turn
 
 ASGIApp = Any
 
@@ -160,3 +160,148 @@ async def test_a_client_gone_before_the_body_gets_nothing_half_written(method: s
     async with asyncio.timeout(10):
         await gone.wait()
     assert transport.writes == []
+
+
+# --- pipelined requests ----------------------------------------------------------------------
+
+
+def _send_request(path: str = "/messages", close: bool = False) -> bytes:
+    connection = b"Connection: close\r\n" if close else b""
+    return (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: a\r\n"
+        + connection
+        + b"Content-Length: 2\r\n\r\nhi"
+    )
+
+
+class Gated:
+    """An app whose requests each wait for their own gate, recording when they start; the
+    body of each response is its request's number (the ``n`` query parameter)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+
+    def gate(self, n: str) -> asyncio.Event:
+        return self.gates.setdefault(n, asyncio.Event())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        n = scope["query_string"].decode()
+        self.started.append(n)
+        while (await receive()).get("more_body"):
+            pass
+        await self.gate(n).wait()
+        body = n.encode()
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _connect(app: ASGIApp) -> tuple[CoalescingHttpProtocol, RecordingTransport, ServerState]:
+    config = Config(app=app, interface="asgi3", lifespan="off", log_level="critical")
+    state = ServerState()
+    protocol = CoalescingHttpProtocol(config=config, server_state=state, app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport, state
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+def _bodies(transport: RecordingTransport) -> list[bytes]:
+    return [chunk.split(b"\r\n\r\n", 1)[1] for chunk in transport.writes]
+
+
+async def test_pipelined_sends_run_together_and_answer_in_order() -> None:
+    app = Gated()
+    protocol, transport, state = await _connect(app)
+    protocol.data_received(b"".join(_send_request(f"/messages?{n}") for n in "123"))
+    await _until(lambda: len(app.started) == 3)  # all three run at once
+    app.gate("3").set()
+    app.gate("2").set()
+    await _until(lambda: state.total_requests == 2)  # the last two are done...
+    assert transport.writes == []  # ...and wait for the first
+    app.gate("1").set()
+    await _until(lambda: state.total_requests == 3)
+    assert _bodies(transport) == [b"1", b"2", b"3"]  # in order, each response in one write
+    protocol.connection_lost(None)
+
+
+async def test_anything_but_a_send_waits_for_what_came_before_and_holds_what_follows() -> None:
+    app = Gated()
+    protocol, transport, state = await _connect(app)
+    get = b"GET /messages/unread/count?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    protocol.data_received(_send_request("/messages?1") + get + _send_request("/messages?3"))
+    await _until(lambda: app.started == ["1"])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert app.started == ["1"]  # the GET is parked behind the send, the send behind the GET
+    app.gate("1").set()
+    await _until(lambda: app.started == ["1", "2"])
+    app.gate("3").set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert app.started == ["1", "2"]
+    app.gate("2").set()
+    await _until(lambda: state.total_requests == 3)
+    assert app.started == ["1", "2", "3"]
+    assert _bodies(transport) == [b"1", b"2", b"3"]
+    protocol.connection_lost(None)
+
+
+async def test_nothing_runs_after_a_request_that_closes_the_connection() -> None:
+    app = Gated()
+    protocol, transport, state = await _connect(app)
+    requests = [_send_request("/messages?1"), _send_request("/messages?2", close=True)]
+    protocol.data_received(b"".join(requests) + _send_request("/messages?3"))
+    await _until(lambda: len(app.started) == 2)
+    app.gate("2").set()  # the closing response is done first, and waits for the one before
+    await _until(lambda: state.total_requests == 1)
+    assert transport.writes == [] and not transport.closed
+    app.gate("1").set()
+    await _until(lambda: transport.closed)
+    assert _bodies(transport) == [b"1", b"2"]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert app.started == ["1", "2"]  # the request after the close never ran
+    protocol.connection_lost(None)
+
+
+async def test_at_most_max_pipelined_run_at_once() -> None:
+    app = Gated()
+    protocol, transport, state = await _connect(app)
+    count = MAX_PIPELINED + 8
+    protocol.data_received(b"".join(_send_request(f"/messages?{n}") for n in range(count)))
+    await _until(lambda: len(app.started) == MAX_PIPELINED)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(app.started) == MAX_PIPELINED
+    for n in range(count):
+        app.gate(str(n)).set()
+    await _until(lambda: state.total_requests == count)
+    assert _bodies(transport) == [str(n).encode() for n in range(count)]
+    protocol.connection_lost(None)
+
+
+async def test_a_turn_waits_for_the_one_before_it_only() -> None:
+    loop = asyncio.get_running_loop()
+    first = Turn(None, loop)
+    second = Turn(first, loop)
+    await asyncio.wait_for(first.previous_admitted(), 1)  # nothing before the first
+    waiting = asyncio.create_task(second.previous_admitted())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    waiting_too = asyncio.create_task(second.previous_admitted())
+    waiting_too.cancel()  # a caller that gives up leaves the turn before it as it was
+    first.admitted()
+    first.admitted()  # said twice (the app, then the request's end): no error
+    async with asyncio.timeout(10):
+        await waiting
+    assert waiting_too.cancelled()

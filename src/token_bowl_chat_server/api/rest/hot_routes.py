@@ -35,6 +35,7 @@ from token_bowl_chat_server.api.errors import error_response, unexpected_respons
 from token_bowl_chat_server.api.rest.responses import encoded, sent_message
 from token_bowl_chat_server.domain.entities import User
 from token_bowl_chat_server.domain.errors import DomainError
+from token_bowl_chat_server.http_protocol import TURN_EXTENSION, Turn
 
 # A send's body is at most a few times MAX_CONTENT_LENGTH (escapes included); a larger one is
 # handed over, and the app reads the rest.
@@ -42,11 +43,14 @@ MAX_HELD_BODY = 256 * 1024
 
 
 class _Request:
-    """What a hot route needs of a request: its key, origin, content type and body."""
+    """What a hot route needs of a request: its key, origin, content type and body, and its
+    place in its connection's order (``http_protocol.Turn``: pipelined sends)."""
 
-    __slots__ = ("api_key", "body", "content_type", "more_body", "origin", "read")
+    __slots__ = ("api_key", "body", "content_type", "more_body", "origin", "read", "turn")
 
     def __init__(self, scope: Scope) -> None:
+        turn = (scope.get("extensions") or {}).get(TURN_EXTENSION)
+        self.turn = turn if isinstance(turn, Turn) else None
         self.api_key: str | None = None
         self.content_type: bytes | None = None
         self.origin = False
@@ -82,6 +86,11 @@ class _Request:
         self.body = b"".join(chunks)
         return True
 
+    def admitted(self) -> None:
+        """The request's send is admitted (or it has none): the next pipelined one may go."""
+        if self.turn is not None:
+            self.turn.admitted()
+
     def replaying(self, receive: Receive) -> Receive:
         """``receive`` that first gives back what was read."""
         pending = list(self.read)
@@ -115,10 +124,11 @@ async def _send_message(services: Services, user: User, request: _Request) -> Re
         body = SendMessageRequest.model_validate_json(request.body)
     except ValidationError:
         return None
-    outcome = await services.messages.send_for_reply(
+    committed = await services.messages.queue(
         user, body.content, body.to_username, body.client_message_id
     )
-    return sent_message(outcome)
+    request.admitted()  # a send pipelined behind this one joins its group commit
+    return sent_message(await committed)
 
 
 async def _unread_count(services: Services, user: User, _: _Request) -> Response | None:
@@ -159,13 +169,19 @@ class HotRoutes:
     ) -> None:
         handler, has_body = route
         request = _Request(scope)
-        services: Services | None = getattr(self.api.state, "services", None)
-        response = None
-        if services is not None and (not has_body or await request.read_body(receive)):
-            response = await self._answer(services, handler, request)
-        if response is None:
-            await self.app(scope, request.replaying(receive), send)
-            return
+        if request.turn is not None:
+            # Sends pipelined on one connection are admitted in the order they came.
+            await request.turn.previous_admitted()
+        try:
+            services: Services | None = getattr(self.api.state, "services", None)
+            response = None
+            if services is not None and (not has_body or await request.read_body(receive)):
+                response = await self._answer(services, handler, request)
+            if response is None:
+                await self.app(scope, request.replaying(receive), send)
+                return
+        finally:
+            request.admitted()
         await _send(send, response, request.origin)
 
     @staticmethod
