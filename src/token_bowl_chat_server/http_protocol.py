@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 from collections import deque
 from typing import Any, cast
 
@@ -177,17 +178,13 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
         return [o for o in self._outputs if o.started and not o.cycle.response_complete]
 
     def _may_start(self, output: _Output) -> bool:
+        before = itertools.takewhile(lambda o: o is not output, self._outputs)
+        if any(not o.cycle.keep_alive or o.close_pending for o in before):
+            return False  # nothing runs after a response that closes the connection
         running = self._running()
         if not running:
             return True
-        before = [o for o in self._outputs if o is not output]
-        return (
-            output.is_send
-            and len(running) < MAX_PIPELINED
-            and all(o.is_send for o in running)
-            # Nothing runs after a response that closes the connection.
-            and all(o.cycle.keep_alive and not o.close_pending for o in before)
-        )
+        return output.is_send and len(running) < MAX_PIPELINED and all(o.is_send for o in running)
 
     def _start_parked(self) -> None:
         """Start the parked requests that may run now, oldest first; resume reading unless
@@ -198,10 +195,20 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
                 self.flow.pause_reading()
                 return
             self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
+            self._run(cycle, app)
         self.flow.resume_reading()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # uvicorn starts a request at once when the latest one before it is complete; one
+        # before that may still run, and then only a send may join it.
+        output = self._attach(cycle)
+        if self.pipeline or not self._may_start(output):
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
+            return
+        self._run(cycle, app)
+
+    def _run(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._attach(cycle).started = True
         context = contextvars.Context() if self.config.reset_contextvars else None
         task = self.loop.create_task(cycle.run_asgi(app), context=context)

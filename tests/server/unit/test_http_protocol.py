@@ -305,3 +305,22 @@ async def test_a_turn_waits_for_the_one_before_it_only() -> None:
     async with asyncio.timeout(10):
         await waiting
     assert waiting_too.cancelled()
+
+
+async def test_a_request_after_a_finished_send_still_waits_for_the_one_still_running() -> None:
+    app = Gated()
+    protocol, transport, state = await _connect(app)
+    protocol.data_received(_send_request("/messages?1") + _send_request("/messages?2"))
+    await _until(lambda: len(app.started) == 2)
+    app.gate("2").set()
+    await _until(lambda: state.total_requests == 1)  # the second is done, the first runs
+    protocol.data_received(b"GET /messages?3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert app.started == ["1", "2"]  # a barrier: it waits for the first too
+    app.gate("3").set()
+    app.gate("1").set()
+    await _until(lambda: state.total_requests == 3)
+    assert app.started == ["1", "2", "3"]
+    assert _bodies(transport) == [b"1", b"2", b"3"]
+    protocol.connection_lost(None)
