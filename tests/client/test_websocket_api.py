@@ -210,7 +210,10 @@ async def test_events_iterator_yields_typed_events(live_server: LiveServer) -> N
         sent = await a.send_message("typed events")
         await b.mark_message_read(sent.id)
         await b.get_unread_count()
-        await eventually(lambda: any(isinstance(e, UnreadCountEvent) for e in got))
+        # Wait for each kind asserted below: on two nodes alice's typing and message reach
+        # bob through the other node (Redis), after bob's own replies.
+        wanted = {UnreadCountEvent, TypingEvent, TypingStoppedEvent, MessageEvent}
+        await eventually(lambda: wanted <= {type(e) for e in got})
         await b.disconnect()
         await asyncio.wait_for(consumer, 5)  # the stream ends with the connection
     kinds = [type(e) for e in got]
