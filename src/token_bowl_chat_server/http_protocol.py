@@ -51,6 +51,10 @@ class Turn:
         self._previous = previous._mine if previous is not None else None
         self._mine: asyncio.Future[None] = loop.create_future()
 
+    def is_next(self) -> bool:
+        """Whether the request before this one was admitted (or there is none)."""
+        return self._previous is None or self._previous.done()
+
     async def previous_admitted(self) -> None:
         previous = self._previous
         if previous is not None and not previous.done():
@@ -202,7 +206,8 @@ class CoalescingHttpProtocol(HttpToolsProtocol):
         # uvicorn starts a request at once when the latest one before it is complete; one
         # before that may still run, and then only a send may join it.
         output = self._attach(cycle)
-        if self.pipeline or not self._may_start(output):
+        alone = len(self._outputs) == 1  # the usual case: nothing else on the connection
+        if not alone and (self.pipeline or not self._may_start(output)):
             self.flow.pause_reading()
             self.pipeline.appendleft((cycle, app))
             return

@@ -169,7 +169,7 @@ class HotRoutes:
     ) -> None:
         handler, has_body = route
         request = _Request(scope)
-        if request.turn is not None:
+        if request.turn is not None and not request.turn.is_next():
             # Sends pipelined on one connection are admitted in the order they came.
             await request.turn.previous_admitted()
         try:
