@@ -352,3 +352,31 @@ async def test_acknowledged_pipelined_rest_sends_survive_sigkill(
     server.proc.start()
     stored = {m["id"] for m in history(server, alice)}
     assert [message_id for message_id in acked if message_id not in stored] == []
+
+
+async def test_an_http_connection_dropped_with_pipelined_sends_leaves_nothing_behind(
+    server: LiveServer,
+) -> None:
+    alice = server.register()
+    host, port = _http_address(server)
+    tasks_before = metrics(server)["tbc_asyncio_tasks"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"".join(rest_request(alice, f"gone {i}") for i in range(100)))
+    await writer.drain()
+    async with asyncio.timeout(30):
+        assert (await read_response(reader))[0] == 201  # sends are in flight
+    writer.transport.abort()  # gone, with responses unread and requests still running
+
+    # A send on another connection, after everything the dropped one had admitted.
+    with httpx.Client(base_url=server.http_url, headers={"X-API-Key": alice.api_key}) as http:
+        assert http.post("/messages", json={"content": "gone marker"}).status_code == 201
+    stored = [m["content"] for m in history(server, alice) if m["content"].startswith("gone ")]
+    numbers = [int(c.split()[1]) for c in stored if c != "gone marker"]
+    assert numbers, "not even the acknowledged send was stored"
+    # Whatever ran was stored once, in request order, with no gap.
+    assert numbers == list(range(len(numbers))), "stored twice, out of order or with a gap"
+    await eventually(
+        lambda: metrics(server)["tbc_asyncio_tasks"] <= tasks_before,
+        20,
+        "tasks of the dropped connection left behind",
+    )
