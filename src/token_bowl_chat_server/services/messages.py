@@ -170,8 +170,7 @@ class MessageService:
     ) -> SendOutcome:
         """:meth:`send`, returning the outcome, for a caller that replies with the message
         (``reply_wire``); a refused send is an outcome here, not an exception."""
-        new = await self._admit(sender, content, to_username, client_message_id)
-        return await self._writer.submit(new)
+        return await (await self.queue(sender, content, to_username, client_message_id))
 
     async def queue(
         self,

@@ -87,7 +87,7 @@ class _Request:
         return True
 
     def admitted(self) -> None:
-        """The request's send is admitted (or it has none): the next pipelined one may go."""
+        """The request's send is admitted: the next pipelined one may go."""
         if self.turn is not None:
             self.turn.admitted()
 
@@ -170,18 +170,17 @@ class HotRoutes:
         handler, has_body = route
         request = _Request(scope)
         if request.turn is not None and not request.turn.is_next():
-            # Sends pipelined on one connection are admitted in the order they came.
+            # Sends pipelined on one connection are admitted in the order they came; a
+            # request's turn ends when its send is queued (_send_message) or, at the latest,
+            # when the request ends (http_protocol).
             await request.turn.previous_admitted()
-        try:
-            services: Services | None = getattr(self.api.state, "services", None)
-            response = None
-            if services is not None and (not has_body or await request.read_body(receive)):
-                response = await self._answer(services, handler, request)
-            if response is None:
-                await self.app(scope, request.replaying(receive), send)
-                return
-        finally:
-            request.admitted()
+        services: Services | None = getattr(self.api.state, "services", None)
+        response = None
+        if services is not None and (not has_body or await request.read_body(receive)):
+            response = await self._answer(services, handler, request)
+        if response is None:
+            await self.app(scope, request.replaying(receive), send)
+            return
         await _send(send, response, request.origin)
 
     @staticmethod
