@@ -1,12 +1,16 @@
 """Extension frames go only to connections that ask for them with ``?protocol_version=1.1``.
 
 Each test reads a legacy connection's frames up to the reply of a request made after the
-event under test: the server queues a push before that reply, so anything it sent is in
-``seen`` by then, with no waiting on silence. An extended connection beside it shows the push
-does happen.
+event under test: the server queues a push made on the connection's own node before that
+reply, so anything it sent is in ``seen`` by then, with no waiting on silence. A push made on
+the other node (two-node runs) comes through Redis and may follow that reply, so the tests
+first wait for a frame published after the event by the same node. An extended connection
+beside it shows the push does happen.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,9 +20,14 @@ from tests.conftest import LiveServer
 from tests.wsclient import Frame, WsClient, is_delivery
 
 
-async def frames_until_reply(client: WsClient) -> list[Frame]:
-    """Everything that arrived before the reply to a fresh request, in order."""
+async def frames_until_reply(
+    client: WsClient, after: Callable[[Frame], bool] | None = None
+) -> list[Frame]:
+    """Everything that arrived before the reply to a fresh request, in order; with
+    ``after``, the request is made once a frame matching it has arrived."""
     before = len(client.seen)
+    if after is not None:
+        await client.recv_until(after)
     await client.request({"type": "get_unread_count"})
     return client.seen[before:-1]
 
@@ -42,7 +51,7 @@ async def test_legacy_connection_gets_no_hello_and_no_pushed_counts(
         assert read.status_code == 204
     pushed = await extended.recv_until(lambda f: f.get("type") == "unread_count")
     assert "request_id" not in pushed
-    seen = await frames_until_reply(legacy)
+    seen = await frames_until_reply(legacy, lambda f: f.get("id") == sent["id"])
     assert [f["id"] for f in seen if is_delivery(f)] == [sent["id"]]
     assert [f for f in seen if not is_delivery(f)] == []
     for client in (legacy, extended):
@@ -63,8 +72,11 @@ async def test_legacy_connection_gets_typing_but_not_typing_stopped(
     await a.request({"content": "done typing", "to_username": bob.username})
     stopped = await extended.recv_until(lambda f: f.get("type") == "typing_stopped")
     assert stopped["username"] == alice.username
-    seen = await frames_until_reply(legacy)
-    assert [f["content"] for f in seen if is_delivery(f)] == ["done typing"]
+    # Published by alice's node after the message and its typing_stopped: once it is here,
+    # so is everything published before it.
+    await a.request({"content": "after", "to_username": bob.username})
+    seen = await frames_until_reply(legacy, lambda f: f.get("content") == "after")
+    assert [f["content"] for f in seen if is_delivery(f)] == ["done typing", "after"]
     assert [f for f in seen if not is_delivery(f)] == []
     for client in (a, legacy, extended):
         await client.close()

@@ -6,6 +6,7 @@ SIGKILL or to its own disconnect."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -279,6 +280,14 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, Any]:
     return status, json.loads(await reader.readexactly(length)) if length else None
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close and wait until closed: a transport closed as the test's loop ends is never
+    freed, and its socket's ResourceWarning fails a later test."""
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 def _http_address(server: LiveServer) -> tuple[str, int]:
     url = httpx.URL(server.http_url)
     assert url.host in ("127.0.0.1", "::1", "localhost"), url
@@ -304,7 +313,7 @@ async def test_pipelined_rest_sends_answer_in_order_share_commits_and_respect_ba
         async with asyncio.timeout(60):
             answers = [await read_response(reader) for _ in requests]
     finally:
-        writer.close()
+        await _close(writer)
     after = metrics(server)
 
     sends = [i for i in range(40) if i not in (10, 25)]
@@ -346,7 +355,7 @@ async def test_acknowledged_pipelined_rest_sends_survive_sigkill(
                 acked.append(body["id"])
                 if len(acked) == 50:
                     server.proc.kill()  # SIGKILL with the rest of the burst in flight
-    writer.close()
+    await _close(writer)
     assert len(acked) >= 50
 
     server.proc.start()
@@ -366,6 +375,7 @@ async def test_an_http_connection_dropped_with_pipelined_sends_leaves_nothing_be
     async with asyncio.timeout(30):
         assert (await read_response(reader))[0] == 201  # sends are in flight
     writer.transport.abort()  # gone, with responses unread and requests still running
+    await _close(writer)
 
     # A send on another connection, after everything the dropped one had admitted.
     with httpx.Client(base_url=server.http_url, headers={"X-API-Key": alice.api_key}) as http:
